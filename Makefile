@@ -1,0 +1,65 @@
+# arcwi.workload_identity: developer entry points.
+#   make demo   install everything, start the sandbox, run the site playbook, print the proof
+#   make test   ansible-test sanity, unit tests, sandbox tests
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.stamp-$(shell cat requirements-dev.txt requirements.txt constraints.txt | sha256sum | cut -c1-12)
+NODE_STAMP := sandbox/node_modules/.stamp-$(shell sha256sum sandbox/package-lock.json | cut -c1-12)
+
+.PHONY: setup sandbox-up sandbox-down sandbox-reset sandbox-status demo test test-sanity test-unit test-sandbox lint bench clean
+
+setup: $(STAMP) $(NODE_STAMP)
+	@echo "setup: done"
+
+$(STAMP): requirements-dev.txt requirements.txt constraints.txt
+	@start=$$(date +%s); \
+	test -x $(PY) || $(PYTHON) -m venv $(VENV); \
+	$(PY) -m pip install --quiet --upgrade pip; \
+	$(PY) -m pip install --quiet -r requirements-dev.txt; \
+	rm -f $(VENV)/.stamp-*; touch $@; \
+	echo "setup: python dev requirements installed in $$(( $$(date +%s) - start ))s"
+
+$(NODE_STAMP): sandbox/package.json sandbox/package-lock.json
+	@start=$$(date +%s); \
+	(cd sandbox && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error); \
+	touch $@; \
+	echo "setup: sandbox node packages installed in $$(( $$(date +%s) - start ))s"
+
+sandbox-up: setup
+	$(PY) -m sandbox up
+
+sandbox-down:
+	@if [ -x $(PY) ]; then $(PY) -m sandbox down; fi
+
+sandbox-reset: setup
+	$(PY) -m sandbox reset
+
+sandbox-status: setup
+	$(PY) -m sandbox status
+
+demo: sandbox-up
+	$(PY) -m sandbox demo
+
+test: setup
+	$(PY) tests/run_all.py
+
+test-sanity: setup
+	$(PY) tests/run_all.py sanity
+
+test-unit: setup
+	$(PY) tests/run_all.py unit
+
+test-sandbox: setup
+	$(PY) tests/run_all.py sandbox
+
+lint: setup
+	$(VENV)/bin/ansible-lint --profile production
+
+bench: sandbox-up
+	$(PY) bench/sandbox_arm.py
+
+clean: sandbox-down
+	rm -rf tests/output .pytest_cache

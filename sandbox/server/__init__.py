@@ -1,0 +1,1 @@
+"""The sandbox's emulator process: ARM, Entra, static-website and admin endpoints over HTTPS."""

@@ -1,0 +1,1 @@
+"""The ARM emulator: routes for each resource provider, registered on one Router."""

@@ -1,0 +1,6 @@
+"""Entra emulator (placeholder: being written)."""
+from .http import Router
+
+
+def make_router(ctx) -> Router:
+    return Router("entra")
