@@ -147,6 +147,8 @@ def make_router(ctx, app, bootstrap) -> Router:
                 db.execute(f"DELETE FROM {table}")
         core.BUCKETS.clear()
         app.faults.clear()
+        from . import entra
+        entra.clear_caches()  # fetched issuer metadata (discovery documents, JWKS)
         if ctx.azurite:
             ctx.azurite.reset()
         bootstrap(ctx)
