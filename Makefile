@@ -11,8 +11,12 @@ NODE_STAMP := sandbox/node_modules/.stamp-$(shell sha256sum sandbox/package-lock
 
 .PHONY: setup sandbox-up sandbox-down sandbox-reset sandbox-status demo test test-sanity test-unit test-sandbox lint bench clean
 
-setup: $(STAMP) $(NODE_STAMP)
+setup: $(STAMP) $(NODE_STAMP) .cache/collections/ansible_collections/arcwi/workload_identity
 	@echo "setup: done"
+
+# ansible.cfg points collections_path here: playbooks in this checkout use this checkout's collection
+.cache/collections/ansible_collections/arcwi/workload_identity:
+	@mkdir -p $(@D) && ln -sfn ../../../.. $@
 
 $(STAMP): requirements-dev.txt requirements.txt constraints.txt
 	@start=$$(date +%s); \
