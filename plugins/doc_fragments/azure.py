@@ -86,11 +86,12 @@ notes:
     With O(auth_source=auto), the workload identity part of C(DefaultAzureCredential) only follows
     E(AZURE_AUTHORITY_HOST); use O(auth_source=workload_identity) to follow the cloud.
   - TLS verification uses the system trust store or E(REQUESTS_CA_BUNDLE).
-  - ARM calls are retried on HTTP 429, 500, 502, 503, 504 and on connection errors, honouring
-    C(Retry-After), with jittered exponential backoff and a bound on attempts and time; HTTP 409 only
+  - ARM calls are retried on HTTP 429, on HTTP 500, 502, 503, 504 and connection errors of
+    idempotent requests, honouring C(Retry-After), with jittered exponential backoff and a bound on
+    attempts and time; HTTP 409 only
     for the conflicts a module declares transient (concurrent writes of federated identity
     credentials). No other 4xx answer is retried. Azure's error code and message are part of the
     failure message.
-  - Set these options once for many tasks with
-    C(module_defaults: {group/arcwi.workload_identity.azure: {...}}).
+  - Set these options once for many tasks with the C(group/arcwi.workload_identity.azure) action
+    group in C(module_defaults).
 """

@@ -409,7 +409,7 @@ class ArmRetryPolicy(RetryPolicy):
         if status == 409:
             if not settings["error_codes"]:
                 return False
-            code, _ = arm_error(_response_text(response.http_response))
+            code = arm_error(_response_text(response.http_response))[0]
             return code in settings["error_codes"]
         if status not in RETRYABLE_STATUS_CODES:
             return False

@@ -61,7 +61,7 @@ class DifferenceTracker:
     @property
     def differences(self) -> list:
         """Dotted names of what differs, in comparison order (for messages and tests)."""
-        return [".".join(str(part) for part in path) for path, _, _ in self._entries]
+        return [".".join(str(part) for part in entry[0]) for entry in self._entries]
 
     def has_difference_for(self, path) -> bool:
         wanted = _as_path(path)
@@ -89,7 +89,7 @@ class DifferenceTracker:
         """``state`` (the actual one, or None) with every difference applied: the predicted state,
         for check mode."""
         result = copy.deepcopy(state) if state else {}
-        for path, _, new in self._entries:
+        for path, unused_before, new in self._entries:
             _set_path(result, path, copy.deepcopy(new))
         return result
 

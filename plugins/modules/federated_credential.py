@@ -13,10 +13,10 @@ description:
   - Ensures a federated identity credential (FIC) on a user-assigned managed identity, so tokens
     whose C(iss), C(sub) and C(aud) equal O(issuer), O(subject) and O(audiences) can be exchanged for
     Microsoft Entra tokens of the identity.
-  - Every rule Azure applies is checked before any call, with a message naming the field: name
+  - Every rule Azure applies is checked before any call, with a message naming the field (name
     pattern, https issuer of at most 600 characters without whitespace, subject of at most 600
     characters (and the C(system:serviceaccount:NAMESPACE:NAME) form when it starts that way),
-    exactly one audience, no wildcards.
+    exactly one audience, no wildcards).
   - At most 20 FICs per identity and one per issuer+subject: the module counts and compares first
     and fails clearly instead of letting Azure refuse.
   - An existing FIC of the same name is updated in place when issuer, subject or audience differ.
@@ -26,7 +26,7 @@ description:
     C(ConcurrentFederatedIdentityCredentialsWritesForSingleManagedIdentity) conflict for writers
     elsewhere. A new FIC can take a while before Entra accepts tokens for it (AADSTS70021 until then).
 author:
-  - arcwi maintainers
+  - arcwi maintainers (!UNKNOWN)
 options:
   resource_group:
     description: Resource group of the identity.

@@ -14,7 +14,7 @@ description:
     paged results, with how many more the identity can take (Azure allows 20).
   - The diagnostics compare a cluster's tokens against this list.
 author:
-  - arcwi maintainers
+  - arcwi maintainers (!UNKNOWN)
 options:
   resource_group:
     description: Resource group of the identity.

@@ -17,7 +17,7 @@ description:
   - An identity cannot move to another region; asking for another O(location) fails instead of
     deleting it (which would change its client ID).
 author:
-  - arcwi maintainers
+  - arcwi maintainers (!UNKNOWN)
 options:
   name:
     description: Name of the identity (3-128 letters, digits, C(-) or C(_), starting with a letter or digit).

@@ -15,7 +15,7 @@ description:
   - O(state=absent) deletes the group B(and everything in it), after a lock check done by Azure
     (a C(CanNotDelete) lock anywhere inside makes Azure refuse).
 author:
-  - arcwi maintainers
+  - arcwi maintainers (!UNKNOWN)
 options:
   name:
     description: Name of the resource group.

@@ -18,7 +18,7 @@ description:
     O(principal_type) (which avoids most of that) and retries C(PrincipalNotFound) with backoff for
     up to O(propagation_timeout) seconds.
 author:
-  - arcwi maintainers
+  - arcwi maintainers (!UNKNOWN)
 options:
   principal_id:
     description: Object ID of the principal, for a managed identity its C(principal_id).

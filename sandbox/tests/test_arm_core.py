@@ -193,7 +193,7 @@ def test_reader_can_read_and_cannot_write(sandbox, unique):
     assert err.value.error.code == "AuthorizationFailed"
     message = err.value.error.message
     assert f"The client '{reader['object_id']}' with object id '{reader['object_id']}' does not have authorization " \
-           "to perform action 'Microsoft.Resources/subscriptions/resourceGroups/write' over scope" in message
+           "to perform action 'Microsoft.Resources/subscriptions/resourcegroups/write' over scope" in message
 
 
 def test_principal_without_any_role_sees_no_subscription_and_gets_403(sandbox, unique):

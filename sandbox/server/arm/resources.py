@@ -164,16 +164,16 @@ def register(router, ctx) -> None:
         return Response(200)
 
     opts = dict(api="resourcegroups")
-    router.add("GET", sub + "/resourcegroups", list_rgs, action="Microsoft.Resources/subscriptions/resourceGroups/read",
+    router.add("GET", sub + "/resourcegroups", list_rgs, action="Microsoft.Resources/subscriptions/resourcegroups/read",
                **opts)
     router.add("GET", sub + "/resourcegroups/{rg}", get_rg,
-               action="Microsoft.Resources/subscriptions/resourceGroups/read", **opts)
+               action="Microsoft.Resources/subscriptions/resourcegroups/read", **opts)
     router.add("PUT", sub + "/resourcegroups/{rg}", put_rg,
-               action="Microsoft.Resources/subscriptions/resourceGroups/write", **opts)
+               action="Microsoft.Resources/subscriptions/resourcegroups/write", **opts)
     router.add("PATCH", sub + "/resourcegroups/{rg}", patch_rg,
-               action="Microsoft.Resources/subscriptions/resourceGroups/write", **opts)
+               action="Microsoft.Resources/subscriptions/resourcegroups/write", **opts)
     router.add("DELETE", sub + "/resourcegroups/{rg}", delete_rg,
-               action="Microsoft.Resources/subscriptions/resourceGroups/delete", **opts)
+               action="Microsoft.Resources/subscriptions/resourcegroups/delete", **opts)
     router.add("GET", sub + "/operationresults/{op}", rg_delete_result, api="resourcegroups")
 
     # ---- providers ----------------------------------------------------------------------------

@@ -1,0 +1,260 @@
+#!/usr/bin/env python3
+"""Run the collection's test stages: sanity, unit, sandbox.
+
+Usage (from `make test`): .venv/bin/python tests/run_all.py [sanity|unit|sandbox ...]
+No argument runs all three. Prints one summary line per stage and exits non-zero if any failed.
+
+sanity   `ansible-test sanity --venv` on a copy of the collection parts laid out as
+         <tmp>/ansible_collections/arcwi/workload_identity (sandbox/ and bench/ are not part of the
+         collection and stay out). ansible-test's --venv mode bootstraps pip in each venv from
+         ~/.ansible/test/cache/get_pip_<version>.py, normally downloaded from ci-files.testing.ansible.com
+         (not reachable here); this script writes an ensurepip-based stand-in there first.
+unit     pytest on tests/unit with `ansible_collections.arcwi.workload_identity` importable through a
+         symlink on PYTHONPATH. Chosen over `ansible-test units --venv` because it runs with the
+         SDKs already pinned in .venv: no per-run venv built from PyPI, so it works offline after
+         `make setup` and takes seconds. The tests are still laid out for `ansible-test units`.
+sandbox  pytest on sandbox/tests (the tests start the sandbox themselves through a fixture).
+
+pytest exit code 5 (no tests collected) counts as a failure in every stage: each stage owns tests,
+so collecting none means the stage is misconfigured, not that there is nothing to check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NAMESPACE = "arcwi"
+NAME = "workload_identity"
+STAGES = ("sanity", "unit", "sandbox")
+
+# What goes into the collection tree that ansible-test sees (mirrors galaxy.yml's build_ignore the other
+# way round: only collection content, never sandbox/, bench/, .ci/, Makefile, virtualenvs or caches).
+COLLECTION_PARTS = (
+    "galaxy.yml",
+    "meta",
+    "plugins",
+    "roles",
+    "playbooks",
+    "tests/unit",
+    "tests/integration",
+    "tests/sanity",
+    "tests/config.yml",
+    "docs",
+    "changelogs",
+    "README.md",
+    "extensions",
+    "LICENSE",
+    "COPYING",
+)
+SKIP_DIRS = {"__pycache__", ".pytest_cache", ".mypy_cache", "output"}
+SKIP_SUFFIXES = (".pyc", ".pyo", ".retry")
+
+# Sanity tests skipped, each with its reason. None: every sanity test of ansible-test 2.19 runs. None
+# needs the network once its venv exists (pip installs from PyPI on the first run only), none needs
+# docker with --venv. pslint and shellcheck skip themselves with a warning when they have targets but
+# pwsh / shellcheck are not installed, and are silent without targets (we ship no PowerShell).
+SANITY_SKIPS: dict[str, str] = {}
+
+PIP_STAND_IN = '''\
+"""Offline stand-in for get-pip.py, written by tests/run_all.py (arcwi.workload_identity).
+
+ansible-test --venv bootstraps pip in every virtual environment it creates by running
+~/.ansible/test/cache/get_pip_<version>.py, which it downloads from ci-files.testing.ansible.com.
+That host is not reachable here, so this file takes its place: it installs the pip that ships with
+Python (ensurepip), then lets that pip install the requested version. ensurepip ignores every
+PIP_* setting (find-links, cert, index), so the second step runs with the environment as it was.
+"""
+
+import os
+import subprocess
+import sys
+
+GET_PIP_ONLY = ("--no-setuptools", "--no-wheel", "--no-pip")
+
+
+def main():
+    env = dict(os.environ)
+    subprocess.run([sys.executable, "-m", "ensurepip", "--upgrade", "--default-pip"],
+                   check=True, stdout=subprocess.DEVNULL)
+    args = [arg for arg in sys.argv[1:] if arg not in GET_PIP_ONLY]
+    rc = subprocess.run([sys.executable, "-m", "pip", "install"] + args, env=env).returncode
+    if rc == 0 and "--no-setuptools" in sys.argv:
+        # get-pip.py leaves setuptools out on request; ensurepip (Python < 3.12) always installs it
+        subprocess.run([sys.executable, "-m", "pip", "uninstall", "--yes", "--quiet", "setuptools"],
+                       env=env, stderr=subprocess.DEVNULL)
+    sys.exit(rc)
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+def log(message: str) -> None:
+    print(f"run_all: {message}", flush=True)
+
+
+def bin_path(name: str) -> str:
+    """A tool next to this interpreter (the project venv), else from PATH."""
+    candidate = Path(sys.executable).parent / name
+    return str(candidate) if candidate.exists() else (shutil.which(name) or name)
+
+
+def ansible_test_pip_version() -> str:
+    """The pip version ansible-test bootstraps into its venvs (get_venv_packages in its source)."""
+    import ansible_test  # the package ships with ansible-core
+
+    source = Path(ansible_test.__file__).parent / "_internal" / "python_requirements.py"
+    match = re.search(r"default_packages = dict\(\s*pip='([0-9.]+)'", source.read_text())
+    if not match:
+        raise RuntimeError(f"cannot find ansible-test's pip version in {source}")
+    return match.group(1)
+
+
+def ensure_pip_stand_in() -> Path:
+    version = ansible_test_pip_version()
+    path = Path("~/.ansible/test/cache").expanduser() / f"get_pip_{version.replace('.', '_')}.py"
+    if not path.exists() or path.read_text() != PIP_STAND_IN:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists() and "arcwi.workload_identity" not in path.read_text():
+            log(f"keeping existing pip bootstrap script {path} (not ours)")
+            return path
+        path.write_text(PIP_STAND_IN)
+        log(f"wrote pip bootstrap stand-in {path}")
+    return path
+
+
+def collection_files() -> list[str]:
+    """Files of the collection parts, relative to ROOT: what git would commit, else a directory walk."""
+    parts = [part for part in COLLECTION_PARTS if (ROOT / part).exists() or (ROOT / part).is_symlink()]
+    if (ROOT / ".git").exists() and shutil.which("git"):
+        out = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", *parts],
+            cwd=ROOT, check=True, capture_output=True,
+        ).stdout.decode()
+        # deleted-but-not-committed files are still listed by --cached
+        return sorted(path for path in out.split("\0") if path and os.path.lexists(ROOT / path))
+    files = []
+    for part in parts:
+        top = ROOT / part
+        if not top.is_dir():
+            files.append(part)
+            continue
+        for dirpath, dirnames, filenames in os.walk(top):
+            dirnames[:] = [d for d in dirnames if d not in SKIP_DIRS]
+            rel = Path(dirpath).relative_to(ROOT)
+            files.extend(str(rel / f) for f in filenames if not f.endswith(SKIP_SUFFIXES))
+    return sorted(files)
+
+
+def build_collection_copy(base: Path) -> Path:
+    """Copy the collection parts to base/ansible_collections/arcwi/workload_identity.
+
+    A copy rather than a tree of file symlinks: ansible-test's `symlinks` sanity test rejects symlinks
+    that point outside the content tree, and its file walker does not follow directory symlinks.
+    Symlinks inside the repository are copied as symlinks so that test still sees them.
+    """
+    dest = base / "ansible_collections" / NAMESPACE / NAME
+    dest.mkdir(parents=True)
+    for rel in collection_files():
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, target, follow_symlinks=False)
+    # results (junit, bot json) land in the repository's git-ignored tests/output
+    (ROOT / "tests" / "output").mkdir(parents=True, exist_ok=True)
+    (dest / "tests").mkdir(exist_ok=True)
+    (dest / "tests" / "output").symlink_to(ROOT / "tests" / "output")
+    return dest
+
+
+def run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> int:
+    log("$ " + " ".join(cmd) + f"    (in {cwd})")
+    return subprocess.run(cmd, cwd=cwd, env=env).returncode
+
+
+def python_version() -> str:
+    return f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def stage_sanity(tmp: Path) -> int:
+    ensure_pip_stand_in()
+    collection = build_collection_copy(tmp / "sanity")
+    cmd = [bin_path("ansible-test"), "sanity", "--venv", "--python", python_version(), "--color", "no"]
+    for test in sorted(SANITY_SKIPS):
+        cmd += ["--skip-test", test]
+    env = dict(os.environ)
+    # ansible-test looks for python<version> on PATH; prefer the project venv's
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    return run(cmd, collection, env)
+
+
+def pytest_env(extra_path: Path | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    if extra_path is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(extra_path), env.get("PYTHONPATH")]))
+    env.setdefault("PYTHONDONTWRITEBYTECODE", "1")
+    return env
+
+
+def collection_link(base: Path) -> Path:
+    """base/ansible_collections/arcwi/workload_identity -> the repository (for imports only)."""
+    link = base / "ansible_collections" / NAMESPACE / NAME
+    link.parent.mkdir(parents=True)
+    link.symlink_to(ROOT, target_is_directory=True)
+    return base
+
+
+def stage_unit(tmp: Path) -> int:
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(ROOT / "tests" / "unit"),
+           str(ROOT / "tests" / "unit")]
+    return run(cmd, ROOT, pytest_env(collection_link(tmp / "unit")))
+
+
+def stage_sandbox(tmp: Path) -> int:
+    # the sandbox tests that exercise plugins/module_utils import it by its collection name
+    cmd = [sys.executable, "-m", "pytest", "sandbox/tests", "-q", "-p", "no:cacheprovider"]
+    return run(cmd, ROOT, pytest_env(collection_link(tmp / "sandbox")))
+
+
+RUNNERS = {"sanity": stage_sanity, "unit": stage_unit, "sandbox": stage_sandbox}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("stages", nargs="*", metavar="STAGE",
+                        help="sanity, unit and/or sandbox (default: all, in that order)")
+    args = parser.parse_args(argv)
+    unknown = sorted(set(args.stages) - set(STAGES))
+    if unknown:
+        parser.error(f"unknown stage(s) {', '.join(unknown)}; choose from {', '.join(STAGES)}")
+    stages = [s for s in STAGES if s in args.stages] if args.stages else list(STAGES)
+
+    results: list[tuple[str, int, float]] = []
+    for stage in stages:
+        start = time.monotonic()
+        with tempfile.TemporaryDirectory(prefix=f"arcwi-{stage}-") as tmp:
+            try:
+                rc = RUNNERS[stage](Path(tmp))
+            except (OSError, subprocess.CalledProcessError, RuntimeError) as exc:
+                log(f"{stage}: {exc}")
+                rc = 1
+        results.append((stage, rc, time.monotonic() - start))
+
+    print()
+    for stage, rc, seconds in results:
+        outcome = "PASS" if rc == 0 else "FAIL (no tests collected)" if rc == 5 else f"FAIL (exit {rc})"
+        print(f"{stage:8s} {outcome:26s} {seconds:7.1f}s", flush=True)
+    return 0 if all(rc == 0 for _, rc, _ in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
