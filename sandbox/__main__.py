@@ -96,6 +96,15 @@ def cmd_up(args) -> int:
             print("sandbox: already running")
             return 0
         return _wait_ready(None, time.monotonic())
+    leftover = _pid("azurite.pid")
+    if leftover:  # an Azurite that outlived a killed emulator process holds the blob port
+        os.kill(leftover, signal.SIGTERM)
+        for _ in range(100):
+            try:
+                os.kill(leftover, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
     azurite = config.SANDBOX_DIR / "node_modules" / ".bin" / "azurite-blob"
     if not azurite.exists():
         print("sandbox: Azurite is not installed; run `make setup` (npm ci in sandbox/)", file=sys.stderr)

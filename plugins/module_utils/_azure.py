@@ -643,3 +643,25 @@ class AzureModule:
             result.update(exc.to_result())
             self._module.fail_json(msg=str(exc), **result)
         self._module.fail_json(msg=f"{type(exc).__name__}: {exc}", exception=traceback.format_exc(), **result)
+
+
+def as_rest(obj):
+    """An SDK model (either generation) or a dict as its REST (wire) JSON shape, or None.
+
+    azure-mgmt-* packages generated from TypeSpec (e.g. azure-mgmt-storage 24+) have Mapping models
+    whose attributes nest under ``properties``; older msrest models flatten them. Reading the wire
+    shape works with both, so normalisers do not depend on the SDK generation.
+    """
+    if obj is None or isinstance(obj, dict):
+        return obj
+    as_dict = getattr(obj, "as_dict", None)
+    serialize = getattr(obj, "serialize", None)
+    try:
+        from collections.abc import Mapping
+    except ImportError:  # pragma: no cover
+        Mapping = dict
+    if isinstance(obj, Mapping) and as_dict is not None:
+        return as_dict()
+    if serialize is not None:
+        return serialize(keep_readonly=True)
+    raise TypeError(f"cannot read {type(obj).__name__} as REST JSON")

@@ -18,9 +18,8 @@ from __future__ import annotations
 import json
 import re
 import time
-from urllib.parse import urlsplit
 
-from ansible_collections.arcwi.workload_identity.plugins.module_utils._azure import translate_errors
+from ansible_collections.arcwi.workload_identity.plugins.module_utils._azure import as_rest, translate_errors
 from ansible_collections.arcwi.workload_identity.plugins.module_utils._diff import DifferenceTracker, compare
 from ansible_collections.arcwi.workload_identity.plugins.module_utils._errors import ArcwiError
 from ansible_collections.arcwi.workload_identity.plugins.module_utils._identity import (
@@ -55,30 +54,27 @@ def validate_container_name(name: str, field: str = "container") -> None:
                               "and single hyphens, starting and ending with a letter or digit")
 
 
-def _get(obj, attr, default=None):
-    if obj is None:
-        return default
-    return obj.get(attr, default) if isinstance(obj, dict) else getattr(obj, attr, default)
-
-
 def normalise_account(acct) -> dict | None:
-    if acct is None:
+    rest = as_rest(acct)
+    if rest is None:
         return None
-    endpoints = _get(acct, "primary_endpoints")
+    props = rest.get("properties") or {}
+    endpoints = props.get("primaryEndpoints") or {}
     return {
-        "id": _get(acct, "id"), "name": _get(acct, "name"), "location": _get(acct, "location"),
-        "kind": _get(acct, "kind"), "sku": _get(_get(acct, "sku"), "name"),
-        "tags": dict(_get(acct, "tags") or {}),
-        "https_only": _get(acct, "enable_https_traffic_only"),
-        "minimum_tls_version": _get(acct, "minimum_tls_version"),
-        "allow_blob_public_access": bool(_get(acct, "allow_blob_public_access", False)),
-        "primary_endpoints": {"blob": _get(endpoints, "blob"), "web": _get(endpoints, "web")},
-        "provisioning_state": _get(acct, "provisioning_state"),
+        "id": rest.get("id"), "name": rest.get("name"), "location": rest.get("location"),
+        "kind": rest.get("kind"), "sku": (rest.get("sku") or {}).get("name"),
+        "tags": dict(rest.get("tags") or {}),
+        "https_only": props.get("supportsHttpsTrafficOnly"),
+        "minimum_tls_version": props.get("minimumTlsVersion"),
+        "allow_blob_public_access": bool(props.get("allowBlobPublicAccess", False)),
+        "primary_endpoints": {"blob": endpoints.get("blob"), "web": endpoints.get("web")},
+        "provisioning_state": props.get("provisioningState"),
     }
 
 
 class StorageService:
-    """ARM side: accounts, containers, keys (never returned), locks."""
+    """ARM side: accounts, containers, keys (never returned), locks. Bodies in REST shape, which both
+    SDK generations accept."""
 
     def __init__(self, storage_client, lock_client, subscription_id):
         self.client = storage_client
@@ -91,22 +87,22 @@ class StorageService:
 
     @translate_errors("check storage account name")
     def name_available(self, name):
-        result = self.client.storage_accounts.check_name_availability({"name": name,
-                                                                        "type": "Microsoft.Storage/storageAccounts"})
-        return bool(result.name_available), result.message
+        query = {"name": name, "type": "Microsoft.Storage/storageAccounts"}
+        result = as_rest(self.client.storage_accounts.check_name_availability(query))
+        return bool(result.get("nameAvailable")), result.get("message")
 
     @translate_errors("create storage account")
     def create(self, rg, name, location, sku, tags, public_access):
         return normalise_account(self.client.storage_accounts.begin_create(rg, name, {
             "location": location, "sku": {"name": sku}, "kind": "StorageV2", "tags": tags,
-            "enable_https_traffic_only": True, "minimum_tls_version": "TLS1_2",
-            "allow_blob_public_access": public_access}).result())
+            "properties": {"supportsHttpsTrafficOnly": True, "minimumTlsVersion": "TLS1_2",
+                           "allowBlobPublicAccess": public_access}}).result())
 
     @translate_errors("update storage account")
     def update(self, rg, name, tags, public_access):
         return normalise_account(self.client.storage_accounts.update(rg, name, {
-            "tags": tags, "enable_https_traffic_only": True, "minimum_tls_version": "TLS1_2",
-            "allow_blob_public_access": public_access}))
+            "tags": tags, "properties": {"supportsHttpsTrafficOnly": True, "minimumTlsVersion": "TLS1_2",
+                                         "allowBlobPublicAccess": public_access}}))
 
     @translate_errors("delete storage account")
     def delete(self, rg, name):
@@ -114,18 +110,16 @@ class StorageService:
 
     @translate_errors("get container", not_found=None)
     def get_container(self, rg, name, container):
-        c = self.client.blob_containers.get(rg, name, container)
-        return {"name": c.name, "public_access": str(_get(c, "public_access") or "None").replace(
-            "PublicAccess.", "")}
+        rest = as_rest(self.client.blob_containers.get(rg, name, container))
+        return {"name": rest.get("name"), "public_access": (rest.get("properties") or {}).get("publicAccess") or "None"}
 
     @translate_errors("create container")
     def put_container(self, rg, name, container, public_access):
-        self.client.blob_containers.create(rg, name, container, {"public_access": public_access})
+        self.client.blob_containers.create(rg, name, container, {"properties": {"publicAccess": public_access}})
 
     @translate_errors("list storage account keys")
     def key(self, rg, name):
-        keys = self.client.storage_accounts.list_keys(rg, name).keys
-        return keys[0].value
+        return as_rest(self.client.storage_accounts.list_keys(rg, name))["keys"][0]["value"]
 
     def _lock_scope(self, rg, name):
         return f"/subscriptions/{self.subscription_id}/resourceGroups/{rg}/providers/Microsoft.Storage/" \
@@ -133,15 +127,16 @@ class StorageService:
 
     @translate_errors("get lock", not_found=None)
     def get_lock(self, rg, name):
-        lock = self.locks.management_locks.get_by_scope(self._lock_scope(rg, name), LOCK_NAME)
-        return {"name": lock.name, "level": str(lock.level)}
+        rest = as_rest(self.locks.management_locks.get_by_scope(self._lock_scope(rg, name), LOCK_NAME))
+        return {"name": rest.get("name"), "level": (rest.get("properties") or {}).get("level")}
 
     @translate_errors("create lock")
     def put_lock(self, rg, name):
         self.locks.management_locks.create_or_update_by_scope(self._lock_scope(rg, name), LOCK_NAME, {
-            "level": "CanNotDelete",
-            "notes": "Protects the OIDC issuer of a Kubernetes cluster: federated credentials trust this account's "
-                     "URL. Delete them before this account (dangling-issuer risk)."})
+            "properties": {
+                "level": "CanNotDelete",
+                "notes": "Protects the OIDC issuer of a Kubernetes cluster: federated credentials trust this "
+                         "account's URL. Delete them before this account (dangling-issuer risk)."}})
 
     @translate_errors("delete lock")
     def delete_lock(self, rg, name):

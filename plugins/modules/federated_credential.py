@@ -17,11 +17,11 @@ description:
     pattern, https issuer of at most 600 characters without whitespace, subject of at most 600
     characters (and the C(system:serviceaccount:NAMESPACE:NAME) form when it starts that way),
     exactly one audience, no wildcards).
-  - At most 20 FICs per identity and one per issuer+subject: the module counts and compares first
+  - At most 20 FICs per identity and one per issuer+subject; the module counts and compares first
     and fails clearly instead of letting Azure refuse.
   - An existing FIC of the same name is updated in place when issuer, subject or audience differ.
     O(audiences) is compared as a set.
-  - Writes to one identity are serialised: a lock file per identity on the machine running the
+  - Writes to one identity are serialised with a lock file per identity on the machine running the
     module (forks, several hosts of one play) and retries of Azure's
     C(ConcurrentFederatedIdentityCredentialsWritesForSingleManagedIdentity) conflict for writers
     elsewhere. A new FIC can take a while before Entra accepts tokens for it (AADSTS70021 until then).

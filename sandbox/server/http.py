@@ -46,7 +46,8 @@ class Request:
         self.target = target
         parts = urlsplit(target)
         self.raw_path = parts.path
-        self.path = unquote(parts.path)
+        # ARM tolerates empty path segments (an SDK with an empty parent_resource_path sends '//')
+        self.path = re.sub(r"/{2,}", "/", unquote(parts.path))
         self.query_string = parts.query
         # ARM treats query parameter names case-insensitively
         self.query = {k.lower(): v for k, v in parse_qs(parts.query, keep_blank_values=True).items()}

@@ -43,7 +43,8 @@ API_VERSIONS: dict[str, tuple[str, ...]] = {
     "microsoft.authorization/locks": ("2015-01-01", "2016-09-01", "2020-05-01"),
     "microsoft.storage/storageaccounts": ("2019-06-01", "2021-01-01", "2021-04-01", "2021-06-01", "2021-08-01",
                                           "2021-09-01", "2022-05-01", "2022-09-01", "2023-01-01", "2023-04-01",
-                                          "2023-05-01", "2024-01-01", "2025-01-01", "2025-06-01", "2026-09-01"),
+                                          "2023-05-01", "2024-01-01", "2025-01-01", "2025-06-01", "2025-08-01", "2026-04-01",
+                                          "2026-06-01", "2026-09-01"),
 }
 API_VERSIONS["microsoft.storage/storageaccounts/blobservices"] = API_VERSIONS["microsoft.storage/storageaccounts"]
 API_VERSIONS["microsoft.storage/storageaccounts/blobservices/containers"] = API_VERSIONS["microsoft.storage/storageaccounts"]
