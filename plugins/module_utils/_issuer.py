@@ -284,21 +284,11 @@ def validate_jwks(jwks) -> list:
 
 
 class BlobDocuments:
-    """Data plane: read and write the two documents in one container (account key credential)."""
+    """Data plane writes of the two documents in one container (account key credential)."""
 
     def __init__(self, container_client, content_settings_cls):
         self.container = container_client
         self.content_settings_cls = content_settings_cls
-
-    def read(self, blob_name):
-        from azure.core.exceptions import ResourceNotFoundError
-        try:
-            client = self.container.get_blob_client(blob_name)
-            props = client.get_blob_properties()
-            data = client.download_blob().readall()
-            return data, props.content_settings.content_type
-        except ResourceNotFoundError:
-            return None, None
 
     def write(self, blob_name, data: bytes):
         self.container.upload_blob(blob_name, data, overwrite=True,
@@ -306,13 +296,19 @@ class BlobDocuments:
                                                                               cache_control="max-age=300"))
 
 
-def ensure_documents(docs, prefix: str, issuer: str, jwks: dict, check_mode: bool):
-    """-> (changed, published: {path: doc}, before: {path: doc|None}, tracker)"""
+def ensure_documents(read, writer, prefix: str, issuer: str, jwks: dict, check_mode: bool):
+    """-> (changed, published: {path: doc}, before: {path: doc|None}, tracker)
+
+    ``read(path) -> (bytes|None, content_type)`` reads what is served under the issuer (anonymously:
+    what Entra sees, and no key is needed when nothing changes); ``writer()`` returns the object
+    whose ``write(blob_name, data)`` publishes, created only when something must be written.
+    """
     tracker = DifferenceTracker()
     wanted = {DISCOVERY_PATH: discovery_document(issuer), JWKS_PATH: jwks}
     before = {}
+    target = None
     for path, doc in wanted.items():
-        data, content_type = docs.read(prefix + path)
+        data, content_type = read(path)
         parsed = None
         if data is not None:
             try:
@@ -323,7 +319,8 @@ def ensure_documents(docs, prefix: str, issuer: str, jwks: dict, check_mode: boo
         if data != canonical(doc) or (content_type or "").split(";")[0].strip() != "application/json":
             tracker.add((path,), parsed, doc)
             if not check_mode:
-                docs.write(prefix + path, canonical(doc))
+                target = target or writer()
+                target.write(prefix + path, canonical(doc))
     return bool(tracker), wanted, before, tracker
 
 

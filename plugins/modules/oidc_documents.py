@@ -73,7 +73,8 @@ requirements:
   - azure-storage-blob >= 12.19.0
   - requests
 notes:
-  - The documents are written with the account key (read with C(listKeys), never returned).
+  - What is published is read anonymously through the issuer URL (what Microsoft Entra sees); the
+    account key is read with C(listKeys), and never returned, only when something must be written.
 """
 
 EXAMPLES = r"""
@@ -167,13 +168,18 @@ else:
     REQUESTS_IMPORT_ERROR = None
 
 
-def _anonymous_fetch(url):
+def _anonymous_get(url):
     """GET without any credential, TLS verified (system CAs or REQUESTS_CA_BUNDLE), like Entra does."""
     try:
         response = requests.get(url, timeout=15, allow_redirects=False)
     except requests.RequestException as exc:
-        return 0, str(exc).encode()
-    return response.status_code, response.content
+        return 0, str(exc).encode(), None
+    return response.status_code, response.content, response.headers.get("Content-Type")
+
+
+def _anonymous_fetch(url):
+    status, body, _ = _anonymous_get(url)
+    return status, body
 
 
 def main() -> None:
@@ -204,11 +210,20 @@ def main() -> None:
         if account is None:
             raise ValueError(f"storage_account '{p['storage_account']}' not found in resource group "
                              f"'{p['resource_group']}' (create it with issuer_storage first)")
-        key = storage.key(p["resource_group"], p["storage_account"])
-        service = module.blob_service_client(account["primary_endpoints"]["blob"],
-                                             credential={"account_name": account["name"], "account_key": key})
-        docs = BlobDocuments(service.get_container_client(p["container"]), ContentSettings)
-        changed, published, before, _tracker = ensure_documents(docs, prefix, issuer, p["jwks"], module.check_mode)
+
+        def read(path):
+            status, body, content_type = _anonymous_get(f"{issuer.rstrip('/')}/{path}")
+            return (body, content_type) if status == 200 else (None, None)
+
+        def writer():
+            # the account key is read only when something must be written (listKeys is a POST)
+            key = storage.key(p["resource_group"], p["storage_account"])
+            service = module.blob_service_client(account["primary_endpoints"]["blob"],
+                                                 credential={"account_name": account["name"], "account_key": key})
+            return BlobDocuments(service.get_container_client(p["container"]), ContentSettings)
+
+        changed, published, before, _tracker = ensure_documents(read, writer, prefix, issuer, p["jwks"],
+                                                                module.check_mode)
         read_back = {}
         if p["verify"] and not (module.check_mode and changed):
             read_back = verify_published(_anonymous_fetch, issuer, kids, timeout=float(p["verify_timeout"]))
