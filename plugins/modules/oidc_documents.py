@@ -11,7 +11,7 @@ short_description: Publish and verify a cluster's OIDC discovery document and JW
 version_added: 0.1.0
 description:
   - Writes C(.well-known/openid-configuration) and C(openid/v1/jwks) under O(issuer) in the storage
-    that O(arcwi.workload_identity.issuer_storage) prepared, only when their content differs from what
+    that M(arcwi.workload_identity.issuer_storage) prepared, only when their content differs from what
     is published, with content type C(application/json).
   - Then (O(verify=true)) fetches both anonymously over HTTPS, as Microsoft Entra does, and checks
     that the C(issuer) served is byte-equal to O(issuer) and that every key of O(jwks) is served.
@@ -44,7 +44,7 @@ options:
     type: str
     default: oidc
   jwks:
-    description: The JWK set to publish, as returned by O(arcwi.workload_identity.jwks_generate) (public keys only).
+    description: The JWK set to publish, as returned by M(arcwi.workload_identity.jwks_generate) (public keys only).
     type: dict
     required: true
   verify:
@@ -178,7 +178,7 @@ def _anonymous_get(url):
 
 
 def _anonymous_fetch(url):
-    status, body, _ = _anonymous_get(url)
+    status, body, _content_type = _anonymous_get(url)
     return status, body
 
 
