@@ -1,0 +1,430 @@
+"""Create, list and delete stand-in kind clusters: etcd, kube-apiserver, kube-controller-manager,
+kube-scheduler and kwok as local processes on 127.0.0.1, configured the way kind + kubeadm would.
+
+State of cluster NAME: $ARCWI_SANDBOX_HOME/kind/NAME/ (cluster.json, pki/, etcd/, logs/, *.pid).
+Binaries: sandbox/go/build.py (built from the upstream Go modules, cached outside the repository).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+from .. import config as sandbox_config
+from . import config as kindconfig
+from . import kubeadm, pki
+
+KIND_VERSION = "v0.32.0"  # the kind release whose behaviour the stand-in follows (kubeadm v1beta4 from 1.36)
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+START_TIMEOUT = 120.0
+
+
+class KindError(Exception):
+    pass
+
+
+def root() -> Path:
+    return sandbox_config.home() / "kind"
+
+
+def cluster_dir(name: str) -> Path:
+    return root() / name
+
+
+def binaries() -> dict[str, str]:
+    """Paths of the built binaries (sandbox/go/build.py paths --json)."""
+    build = sandbox_config.SANDBOX_DIR / "go" / "build.py"
+    out = subprocess.run([sys.executable, str(build), "paths", "--json"], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise KindError(f"cannot locate the sandbox binaries: {out.stderr.strip() or out.stdout.strip()}")
+    data = json.loads(out.stdout)
+    paths = {}
+    for tool in data.values() if isinstance(data, dict) else data:
+        for name, path in (tool.get("binaries") or {}).items():
+            paths[name] = path
+    missing = [b for b in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "kubectl")
+               if not paths.get(b) or not os.path.exists(paths[b])]
+    if missing:
+        raise KindError(f"sandbox binaries not built: {', '.join(missing)}; run `make sandbox-k8s-build`")
+    return paths
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def list_clusters() -> list[str]:
+    if not root().exists():
+        return []
+    return sorted(p.name for p in root().iterdir() if (p / "cluster.json").exists())
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# ---- flags ------------------------------------------------------------------------------------------
+def host_path(value: str, mounts: list, pki_dir: Path) -> str:
+    """A path inside the kind node -> where it is on this host (extraMounts, then the cluster's pki)."""
+    for m in sorted(mounts, key=lambda m: -len(m.container_path)):
+        cp = m.container_path.rstrip("/")
+        if value == cp:
+            return m.host_path
+        if value.startswith(cp + "/"):
+            return m.host_path.rstrip("/") + value[len(cp):]
+    if value.startswith("/etc/kubernetes/pki/"):
+        return str(pki_dir / value[len("/etc/kubernetes/pki/"):])
+    return value
+
+
+PATH_FLAGS = {"service-account-key-file", "service-account-signing-key-file", "service-account-private-key-file",
+              "tls-cert-file", "tls-private-key-file", "client-ca-file", "root-ca-file", "cluster-signing-cert-file",
+              "cluster-signing-key-file", "kubeconfig", "authentication-kubeconfig", "authorization-kubeconfig",
+              "oidc-ca-file", "audit-policy-file", "audit-log-path", "encryption-provider-config",
+              "authentication-config", "authorization-config", "admission-control-config-file"}
+
+
+def render_flags(pairs, mounts, pki_dir: Path) -> list[str]:
+    out = []
+    for name, value in pairs:
+        if name in PATH_FLAGS and value.startswith("/"):
+            value = host_path(value, mounts, pki_dir)
+        out.append(f"--{name}={value}")
+    return out
+
+
+def _kubeconfig(server: str, pki_dir: Path, user: str, context: str) -> dict:
+    return {
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": context, "cluster": {"server": server, "certificate-authority-data":
+                                                   _b64(pki_dir / "ca.crt")}}],
+        "users": [{"name": context, "user": {"client-certificate-data": _b64(pki_dir / f"{user}.crt"),
+                                             "client-key-data": _b64(pki_dir / f"{user}.key")}}],
+        "contexts": [{"name": context, "context": {"cluster": context, "user": context}}],
+        "current-context": context, "preferences": {},
+    }
+
+
+def _b64(path: Path) -> str:
+    import base64
+    return base64.b64encode(path.read_bytes()).decode()
+
+
+# ---- create -----------------------------------------------------------------------------------------
+def create(name: str | None, config_text: str, image: str | None, kubeconfig: str | None, wait: float,
+           log=print) -> dict:
+    cluster = kindconfig.load(config_text, name=name, image=image)
+    name = cluster.name
+    if name in list_clusters():
+        raise KindError(f'node(s) already exist for a cluster with the name "{name}"')
+    bins = binaries()
+    cdir = cluster_dir(name)
+    if cdir.exists():
+        shutil.rmtree(cdir)
+    (cdir / "logs").mkdir(parents=True)
+    control = next(n for n in cluster.nodes if n.role == "control-plane")
+    api_version = kubeadm.kubeadm_api_version(control.image)
+    k8s_version = "v%d.%d.%d" % kubeadm.image_version(control.image)
+    runtime = ",".join(f"{k}={v}" for k, v in sorted(cluster.runtime_config.items()))
+    docs = kubeadm.default_documents(api_version, name, k8s_version, runtime)
+    docs, notes = kubeadm.apply_patches(docs, cluster.kubeadm_config_patches + control.kubeadm_config_patches)
+    cc = kubeadm.cluster_configuration(docs)
+    pki_dir = cdir / "pki"
+    mounted = {host_path(p, control.extra_mounts, pki_dir) for p in ("/etc/kubernetes/pki/sa.key",)}
+    pki.make(pki_dir, name, make_sa=not any(m.container_path.startswith("/etc/kubernetes/pki/sa")
+                                            for m in control.extra_mounts))
+    ports = {"etcd": free_port(), "etcd-peer": free_port(),
+             "apiserver": int(cluster.networking.get("apiServerPort") or 0) or free_port(),
+             "controller-manager": free_port(), "scheduler": free_port(), "kwok": free_port()}
+    server = f"https://127.0.0.1:{ports['apiserver']}"
+    for user in ("admin", "controller-manager", "scheduler"):
+        (cdir / f"{user}.kubeconfig").write_text(yaml.safe_dump(_kubeconfig(server, pki_dir, user, f"kind-{name}")))
+        os.chmod(cdir / f"{user}.kubeconfig", 0o600)
+
+    apiserver_defaults = [
+        ("advertise-address", "127.0.0.1"), ("bind-address", "127.0.0.1"), ("secure-port", str(ports["apiserver"])),
+        ("allow-privileged", "true"), ("authorization-mode", "Node,RBAC"),
+        ("client-ca-file", "/etc/kubernetes/pki/ca.crt"), ("enable-admission-plugins", "NodeRestriction"),
+        ("enable-bootstrap-token-auth", "true"), ("etcd-servers", f"http://127.0.0.1:{ports['etcd']}"),
+        ("service-account-issuer", "https://kubernetes.default.svc.cluster.local"),
+        ("service-account-key-file", "/etc/kubernetes/pki/sa.pub"),
+        ("service-account-signing-key-file", "/etc/kubernetes/pki/sa.key"),
+        ("service-cluster-ip-range", cc.get("networking", {}).get("serviceSubnet", "10.96.0.0/16")),
+        ("tls-cert-file", "/etc/kubernetes/pki/apiserver.crt"),
+        ("tls-private-key-file", "/etc/kubernetes/pki/apiserver.key"),
+    ]
+    cm_defaults = [
+        ("allocate-node-cidrs", "true"), ("cluster-cidr", cc.get("networking", {}).get("podSubnet", "10.244.0.0/16")),
+        ("authentication-kubeconfig", str(cdir / "controller-manager.kubeconfig")),
+        ("authorization-kubeconfig", str(cdir / "controller-manager.kubeconfig")),
+        ("kubeconfig", str(cdir / "controller-manager.kubeconfig")),
+        ("bind-address", "127.0.0.1"), ("secure-port", str(ports["controller-manager"])),
+        ("client-ca-file", "/etc/kubernetes/pki/ca.crt"), ("cluster-name", name),
+        ("cluster-signing-cert-file", "/etc/kubernetes/pki/ca.crt"),
+        ("cluster-signing-key-file", "/etc/kubernetes/pki/ca.key"),
+        ("controllers", "*,bootstrapsigner,tokencleaner"), ("leader-elect", "false"),
+        ("root-ca-file", "/etc/kubernetes/pki/ca.crt"),
+        ("service-account-private-key-file", "/etc/kubernetes/pki/sa.key"),
+        ("use-service-account-credentials", "true"),
+    ]
+    scheduler_defaults = [
+        ("authentication-kubeconfig", str(cdir / "scheduler.kubeconfig")),
+        ("authorization-kubeconfig", str(cdir / "scheduler.kubeconfig")),
+        ("kubeconfig", str(cdir / "scheduler.kubeconfig")), ("bind-address", "127.0.0.1"),
+        ("secure-port", str(ports["scheduler"])), ("leader-elect", "false"),
+    ]
+    mounts = control.extra_mounts
+    commands = {
+        "etcd": [bins["etcd"], "--name", f"{name}-control-plane", "--data-dir", str(cdir / "etcd"),
+                 "--listen-client-urls", f"http://127.0.0.1:{ports['etcd']}",
+                 "--advertise-client-urls", f"http://127.0.0.1:{ports['etcd']}",
+                 "--listen-peer-urls", f"http://127.0.0.1:{ports['etcd-peer']}",
+                 "--initial-advertise-peer-urls", f"http://127.0.0.1:{ports['etcd-peer']}",
+                 "--initial-cluster", f"{name}-control-plane=http://127.0.0.1:{ports['etcd-peer']}",
+                 "--quota-backend-bytes", str(512 * 1024 * 1024), "--log-level", "warn"],
+        "kube-apiserver": [bins["kube-apiserver"]] + render_flags(
+            kubeadm.merge_flags(apiserver_defaults, kubeadm.extra_args(cc, "apiServer")), mounts, pki_dir),
+        "kube-controller-manager": [bins["kube-controller-manager"]] + render_flags(
+            kubeadm.merge_flags(cm_defaults, kubeadm.extra_args(cc, "controllerManager")), mounts, pki_dir),
+        "kube-scheduler": [bins["kube-scheduler"]] + render_flags(
+            kubeadm.merge_flags(scheduler_defaults, kubeadm.extra_args(cc, "scheduler")), mounts, pki_dir),
+        "kwok": [bins["kwok"], "--kubeconfig", str(cdir / "admin.kubeconfig"),
+                 "--manage-all-nodes=false", "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+                 "--node-ip=127.0.0.1", f"--server-address=127.0.0.1:{ports['kwok']}"],
+    }
+    state = {"name": name, "kind_version": KIND_VERSION, "image": control.image, "kubeadm_api_version": api_version,
+             "ports": ports, "server": server, "notes": notes, "commands": commands,
+             "nodes": _node_names(name, cluster.nodes), "pids": {}, "created": time.time()}
+    _save(cdir, state)
+    started = time.monotonic()
+    try:
+        for component in COMPONENTS:
+            _start(cdir, state, component, commands[component])
+            _wait_ready(cdir, state, component, ports, started)
+        _create_nodes(cdir, state, cluster)
+        if wait:
+            _wait_nodes_ready(cdir, state, min(wait, START_TIMEOUT))
+    except Exception:
+        _stop_all(cdir, state)
+        raise
+    state["ready_after_s"] = round(time.monotonic() - started, 2)
+    _save(cdir, state)
+    write_kubeconfig(name, kubeconfig)
+    for note in notes:
+        log(f" ! {note}")
+    return state
+
+
+def _node_names(name: str, nodes) -> list[dict]:
+    out, cp, wk = [], 0, 0
+    for n in nodes:
+        if n.role == "control-plane":
+            cp += 1
+            node = f"{name}-control-plane" + ("" if cp == 1 else str(cp))
+        else:
+            wk += 1
+            node = f"{name}-worker" + ("" if wk == 1 else str(wk))
+        out.append({"name": node, "role": n.role, "labels": n.labels})
+    return out
+
+
+def _save(cdir: Path, state: dict) -> None:
+    tmp = cdir / "cluster.json.tmp"
+    tmp.write_text(json.dumps(state, indent=2))
+    tmp.replace(cdir / "cluster.json")
+
+
+def load_state(name: str) -> dict:
+    path = cluster_dir(name) / "cluster.json"
+    if not path.exists():
+        raise KindError(f'unknown cluster "{name}"')
+    return json.loads(path.read_text())
+
+
+def _start(cdir: Path, state: dict, component: str, command: list[str]) -> None:
+    log = open(cdir / "logs" / f"{component}.log", "ab")
+    proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True, cwd=str(cdir))
+    state["pids"][component] = proc.pid
+    _save(cdir, state)
+
+
+def _ssl_context(cdir: Path) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=str(cdir / "pki" / "ca.crt"))
+    ctx.load_cert_chain(str(cdir / "pki" / "admin.crt"), str(cdir / "pki" / "admin.key"))
+    return ctx
+
+
+def api(state: dict, method: str, path: str, body=None):
+    cdir = cluster_dir(state["name"])
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(state["server"] + path, data=data, method=method,
+                                 headers={"Content-Type": "application/json", "Accept": "application/json"})
+    with urllib.request.urlopen(req, context=_ssl_context(cdir), timeout=10) as resp:
+        raw = resp.read()
+        return json.loads(raw) if raw else None
+
+
+def _probe(state: dict, component: str, ports: dict) -> bool:
+    cdir = cluster_dir(state["name"])
+    try:
+        if component == "etcd":
+            with urllib.request.urlopen(f"http://127.0.0.1:{ports['etcd']}/health", timeout=2) as r:
+                return json.loads(r.read()).get("health") == "true"
+        if component == "kube-apiserver":
+            return api(state, "GET", "/readyz") is not None or True
+        if component in ("kube-controller-manager", "kube-scheduler"):
+            port = ports["controller-manager" if component == "kube-controller-manager" else "scheduler"]
+            ctx = ssl._create_unverified_context()  # self-signed serving cert of the component, loopback only
+            with urllib.request.urlopen(f"https://127.0.0.1:{port}/healthz", context=ctx, timeout=2) as r:
+                return r.status == 200
+        if component == "kwok":
+            with urllib.request.urlopen(f"http://127.0.0.1:{ports['kwok']}/healthz", timeout=2) as r:
+                return r.status == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+    return False
+
+
+def _wait_ready(cdir: Path, state: dict, component: str, ports: dict, started: float) -> None:
+    pid = state["pids"][component]
+    deadline = started + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if not _alive(pid) or _zombie(pid):
+            tail = (cdir / "logs" / f"{component}.log").read_text(errors="replace").splitlines()[-15:]
+            raise KindError(f"{component} exited during start; last log lines:\n  " + "\n  ".join(tail))
+        if _probe(state, component, ports):
+            return
+        time.sleep(0.2)
+    raise KindError(f"{component} did not become ready within {START_TIMEOUT:.0f}s; see {cdir / 'logs'}")
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] == "Z"
+    except OSError:
+        return False
+
+
+def _create_nodes(cdir: Path, state: dict, cluster) -> None:
+    for node in state["nodes"]:
+        labels = {"kubernetes.io/hostname": node["name"], "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
+                  "type": "kwok", **{k: str(v) for k, v in (node["labels"] or {}).items()}}
+        if node["role"] == "control-plane":
+            labels["node-role.kubernetes.io/control-plane"] = ""
+        api(state, "POST", "/api/v1/nodes", {
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": node["name"], "labels": labels,
+                         "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"}},
+            "spec": {"providerID": f"kind://docker/{state['name']}/{node['name']}"},
+        })
+
+
+def _wait_nodes_ready(cdir: Path, state: dict, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        items = api(state, "GET", "/api/v1/nodes").get("items", [])
+        ready = [n for n in items if any(c["type"] == "Ready" and c["status"] == "True"
+                                         for c in n.get("status", {}).get("conditions", []))]
+        if len(ready) >= len(state["nodes"]):
+            return
+        time.sleep(0.5)
+    raise KindError(f"nodes not Ready within {timeout:.0f}s")
+
+
+# ---- kubeconfig ---------------------------------------------------------------------------------------
+def default_kubeconfig_path(explicit: str | None) -> Path:
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get("KUBECONFIG")
+    if env:
+        return Path(env.split(os.pathsep)[0])
+    return Path.home() / ".kube" / "config"
+
+
+def kubeconfig_for(name: str) -> dict:
+    state = load_state(name)
+    return _kubeconfig(state["server"], cluster_dir(name) / "pki", "admin", f"kind-{name}")
+
+
+def write_kubeconfig(name: str, explicit: str | None) -> Path:
+    """Merge context kind-NAME into the kubeconfig and make it current (kind does the same)."""
+    path = default_kubeconfig_path(explicit)
+    mine = kubeconfig_for(name)
+    current = {}
+    if path.exists():
+        current = yaml.safe_load(path.read_text()) or {}
+    merged = {"apiVersion": "v1", "kind": "Config", "preferences": current.get("preferences") or {}}
+    for section in ("clusters", "users", "contexts"):
+        keep = [e for e in current.get(section) or [] if e.get("name") != f"kind-{name}"]
+        merged[section] = keep + mine[section]
+    merged["current-context"] = f"kind-{name}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(yaml.safe_dump(merged, sort_keys=False))
+    os.chmod(tmp, 0o600)
+    tmp.replace(path)
+    return path
+
+
+def remove_from_kubeconfig(name: str, explicit: str | None) -> None:
+    path = default_kubeconfig_path(explicit)
+    if not path.exists():
+        return
+    current = yaml.safe_load(path.read_text()) or {}
+    for section in ("clusters", "users", "contexts"):
+        current[section] = [e for e in current.get(section) or [] if e.get("name") != f"kind-{name}"]
+    if current.get("current-context") == f"kind-{name}":
+        current["current-context"] = ""
+    path.write_text(yaml.safe_dump(current, sort_keys=False))
+
+
+# ---- delete -------------------------------------------------------------------------------------------
+def _stop_all(cdir: Path, state: dict) -> None:
+    for component in reversed(COMPONENTS):
+        pid = state.get("pids", {}).get(component)
+        if pid and _alive(pid):
+            try:
+                os.killpg(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                continue
+    deadline = time.monotonic() + 20
+    for component in reversed(COMPONENTS):
+        pid = state.get("pids", {}).get(component)
+        while pid and _alive(pid) and not _zombie(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if pid and _alive(pid) and not _zombie(pid):
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def delete(name: str, kubeconfig: str | None) -> bool:
+    cdir = cluster_dir(name)
+    if not (cdir / "cluster.json").exists():
+        return False
+    _stop_all(cdir, json.loads((cdir / "cluster.json").read_text()))
+    shutil.rmtree(cdir)
+    remove_from_kubeconfig(name, kubeconfig)
+    return True
