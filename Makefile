@@ -32,6 +32,12 @@ $(NODE_STAMP): sandbox/package.json sandbox/package-lock.json
 	touch $@; \
 	echo "setup: sandbox node packages installed in $$(( $$(date +%s) - start ))s"
 
+# the sandbox's upstream Go components (sandbox/go/README.md): built once per version into
+# ${XDG_CACHE_HOME:-~/.cache}/arcwi-sandbox/bin, reused after that
+.PHONY: sandbox-k8s-build
+sandbox-k8s-build:
+	@$(PYTHON) sandbox/go/build.py
+
 sandbox-up: setup
 	$(PY) -m sandbox up
 
@@ -44,8 +50,11 @@ sandbox-reset: setup
 sandbox-status: setup
 	$(PY) -m sandbox status
 
+# site.yml with the sandbox's variables exported (set -a: every assignment the eval makes is exported);
+# DEMO_ARGS passes more ansible-playbook arguments, e.g. DEMO_ARGS="-e oidc_issuer_key_dir=/tmp/keys"
 demo: sandbox-up
-	$(PY) -m sandbox demo
+	@set -a; eval "$$($(PY) -m sandbox env)"; set +a; \
+	$(PY) -m sandbox demo -- $(DEMO_ARGS)
 
 test: setup
 	$(PY) tests/run_all.py

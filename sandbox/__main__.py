@@ -7,6 +7,7 @@
     python -m sandbox env       shell-sourceable KEY=VALUE lines for clients
     python -m sandbox ports     the ports and the variables that move them
     python -m sandbox serve     run in the foreground (what `up` starts)
+    python -m sandbox demo      run playbooks/site.yml against the sandbox, print the proof (`make demo`)
 """
 from __future__ import annotations
 
@@ -262,6 +263,12 @@ def cmd_ports(args) -> int:
     return 0
 
 
+def cmd_demo(args) -> int:
+    from .demo import run
+    extra = args.playbook_args[1:] if args.playbook_args[:1] == ["--"] else args.playbook_args
+    return run(extra)
+
+
 def cmd_serve(args) -> int:
     from .server import main
     main.run()
@@ -283,6 +290,9 @@ def main(argv=None) -> int:
     env.set_defaults(func=cmd_env)
     sub.add_parser("ports").set_defaults(func=cmd_ports)
     sub.add_parser("serve").set_defaults(func=cmd_serve)
+    demo = sub.add_parser("demo", help="run playbooks/site.yml against the sandbox and print the proof")
+    demo.add_argument("playbook_args", nargs=argparse.REMAINDER, help="more ansible-playbook arguments (after --)")
+    demo.set_defaults(func=cmd_demo)
     args = parser.parse_args(argv)
     return args.func(args)
 

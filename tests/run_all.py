@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Run the collection's test stages: sanity, unit, sandbox.
+"""Run the collection's test stages: sanity, unit, sandbox, integration, molecule.
 
-Usage (from `make test`): .venv/bin/python tests/run_all.py [sanity|unit|sandbox ...]
-No argument runs all three. Prints one summary line per stage and exits non-zero if any failed.
+Usage (from `make test`): .venv/bin/python tests/run_all.py [sanity|unit|sandbox|integration|molecule ...]
+No argument runs all of them, in that order. Prints one summary line per stage and exits non-zero if any
+failed.
 
 sanity   `ansible-test sanity --venv` on a copy of the collection parts laid out as
          <tmp>/ansible_collections/arcwi/workload_identity (sandbox/ and bench/ are not part of the
@@ -14,6 +15,29 @@ unit     pytest on tests/unit with `ansible_collections.arcwi.workload_identity`
          SDKs already pinned in .venv: no per-run venv built from PyPI, so it works offline after
          `make setup` and takes seconds. The tests are still laid out for `ansible-test units`.
 sandbox  pytest on sandbox/tests (the tests start the sandbox themselves through a fixture).
+integration
+         The integration targets under tests/integration/targets against the sandbox: every target whose
+         aliases say `sandbox`, plus those that say `offline` (jwks_generate: no Azure at all). It runs
+         `python -m sandbox up` (a no-op when it runs; stopped again afterwards only if this stage started
+         it), exports the variables of `python -m sandbox env`, and runs each target with ansible-playbook
+         and a two-task wrapper playbook that includes the target as a role (ANSIBLE_ROLES_PATH = the
+         targets directory, so `needs/target/setup_sandbox` resolves too; ANSIBLE_COLLECTIONS_PATH = a
+         temporary tree whose arcwi/workload_identity is a symlink to this checkout, so `make setup`'s
+         .cache/collections is not needed). One ansible-playbook per target: a failing target does not
+         hide the others, and each gets its own log in tests/output/integration/<target>.log (printed
+         in full when it fails). The sandbox's ports and state directory come from the ARCWI_SANDBOX_*
+         variables of the calling environment, as for every `python -m sandbox` command.
+         Not `ansible-test integration --local`: it runs ansible-playbook with a filtered environment
+         (PATH, HOME and a few more), so the sandbox variables (ARCWI_CLOUD_METADATA_URL, AZURE_*,
+         REQUESTS_CA_BUNDLE, which the modules' TLS verification needs) never reach the targets; passing
+         them would mean an integration_config.yml written per run plus `environment:` in every target.
+         Runs after the sandbox stage: the emulators' own tests come first, so an emulator defect shows
+         up as one rather than as a failure of a module's target.
+
+molecule `molecule test --all` (extensions/molecule: the identity and oidc_issuer roles on localhost
+         against the sandbox; converge, idempotence, verify, cleanup). Exports the variables of
+         `python -m sandbox env`; Molecule's `default` scenario starts the sandbox if it is not running
+         (and stops it again in that case only). Log in tests/output/molecule/molecule.log.
 
 pytest exit code 5 (no tests collected) counts as a failure in every stage: each stage owns tests,
 so collecting none means the stage is misconfigured, not that there is nothing to check.
@@ -22,6 +46,7 @@ so collecting none means the stage is misconfigured, not that there is nothing t
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -34,7 +59,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 NAMESPACE = "arcwi"
 NAME = "workload_identity"
-STAGES = ("sanity", "unit", "sandbox")
+STAGES = ("sanity", "unit", "sandbox", "integration")
 
 # What goes into the collection tree that ansible-test sees (mirrors galaxy.yml's build_ignore the other
 # way round: only collection content, never sandbox/, bench/, .ci/, Makefile, virtualenvs or caches).
@@ -225,13 +250,139 @@ def stage_sandbox(tmp: Path) -> int:
     return run(cmd, ROOT, pytest_env(collection_link(tmp / "sandbox")))
 
 
-RUNNERS = {"sanity": stage_sanity, "unit": stage_unit, "sandbox": stage_sandbox}
+TARGETS_DIR = ROOT / "tests" / "integration" / "targets"
+# a target runs in the integration stage when one of its aliases is one of these
+INTEGRATION_ALIASES = {"sandbox", "offline"}
+SKIP_ALIASES = {"disabled", "unsupported"}
+
+WRAPPER_PLAYBOOK = """\
+---
+# Written by tests/run_all.py: runs one integration target (a role under tests/integration/targets).
+- name: Integration target {{ arcwi_integration_target }}
+  hosts: testhost
+  gather_facts: false
+  tasks:
+    - name: Run the target
+      ansible.builtin.include_role:
+        name: "{{ arcwi_integration_target }}"
+"""
+
+
+def target_aliases(target: Path) -> set[str]:
+    path = target / "aliases"
+    if not path.is_file():
+        return set()
+    lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
+    return {line for line in lines if line}
+
+
+def integration_targets() -> list[str]:
+    names = []
+    for target in sorted(TARGETS_DIR.iterdir()):
+        aliases = target_aliases(target)
+        if aliases & INTEGRATION_ALIASES and not aliases & SKIP_ALIASES and (target / "tasks" / "main.yml").is_file():
+            names.append(target.name)
+    return names
+
+
+def sandbox_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sandbox", *args], cwd=ROOT, capture_output=True, text=True)
+
+
+def stage_integration(tmp: Path) -> int:
+
+    targets = integration_targets()
+    if not targets:
+        log("integration: no targets with a sandbox or offline alias")
+        return 5
+    was_running = sandbox_cli("status").returncode == 0
+    up = sandbox_cli("up")
+    log(f"integration: {(up.stdout + up.stderr).strip()}")
+    if up.returncode != 0:
+        return up.returncode
+    try:
+        env = dict(os.environ)
+        env.update(json.loads(sandbox_cli("env", "--json").stdout))
+        env.update({
+            "ANSIBLE_COLLECTIONS_PATH": str(collection_link(tmp / "collections")),
+            "ANSIBLE_ROLES_PATH": str(TARGETS_DIR),
+            "ANSIBLE_RETRY_FILES_ENABLED": "false",
+            "ANSIBLE_NOCOLOR": "1",
+            "PYTHONDONTWRITEBYTECODE": "1",
+        })
+        playbook = tmp / "integration.yml"
+        playbook.write_text(WRAPPER_PLAYBOOK)
+        inventory = tmp / "inventory.ini"
+        inventory.write_text(f"testhost ansible_connection=local ansible_python_interpreter={sys.executable}\n")
+        logs = ROOT / "tests" / "output" / "integration"
+        logs.mkdir(parents=True, exist_ok=True)
+        failed = []
+        for name in targets:
+            cmd = [bin_path("ansible-playbook"), "-i", str(inventory), str(playbook),
+                   "-e", f"arcwi_integration_target={name}"]
+            start = time.monotonic()
+            with open(logs / f"{name}.log", "w") as out:
+                rc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT).returncode
+            text = (logs / f"{name}.log").read_text(errors="replace")
+            recap = [line.strip() for line in text.splitlines() if line.startswith("testhost ")]
+            log(f"integration: {name:24s} {'ok' if rc == 0 else f'FAILED (exit {rc})':16s} "
+                f"{time.monotonic() - start:6.1f}s  {recap[-1] if recap else ''}")
+            if rc != 0:
+                failed.append(name)
+                print(text, flush=True)
+        log(f"integration: {len(targets) - len(failed)} of {len(targets)} targets passed"
+            + (f"; failed: {', '.join(failed)}" if failed else "") + f" (logs in {logs})")
+        return 1 if failed else 0
+    finally:
+        if not was_running:
+            down = sandbox_cli("down")
+            log(f"integration: {(down.stdout + down.stderr).strip()} (this stage started it)")
+
+
+RUNNERS = {"sanity": stage_sanity, "unit": stage_unit, "sandbox": stage_sandbox, "integration": stage_integration}
+
+
+# ---- molecule stage (self-contained; appended to STAGES and RUNNERS at its end) -----------------
+def stage_molecule(tmp: Path) -> int:
+    """`molecule test --all` on extensions/molecule with the sandbox's variables exported.
+
+    Molecule's `default` scenario starts the sandbox when it is not running and stops it again in that
+    case only; this stage just exports what `python -m sandbox env` prints (the same ARCWI_SANDBOX_*
+    variables pick the instance) and puts .venv/bin first on PATH (molecule calls ansible-config and
+    ansible-playbook by name). Full log in tests/output/molecule/molecule.log, printed when it fails.
+    """
+    import json
+
+    del tmp  # molecule keeps its own ephemeral state
+    sandbox_env = subprocess.run([sys.executable, "-m", "sandbox", "env", "--json"], cwd=ROOT,
+                                 capture_output=True, text=True, check=True)
+    env = dict(os.environ)
+    env.update(json.loads(sandbox_env.stdout))
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env.update({"NO_COLOR": "1", "ANSIBLE_NOCOLOR": "1", "PYTHONDONTWRITEBYTECODE": "1"})
+    logs = ROOT / "tests" / "output" / "molecule"
+    logs.mkdir(parents=True, exist_ok=True)
+    cmd = [bin_path("molecule"), "test", "--all"]
+    log("$ " + " ".join(cmd) + f"    (in {ROOT}; log in {logs / 'molecule.log'})")
+    with open(logs / "molecule.log", "w") as out:
+        rc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT).returncode
+    text = (logs / "molecule.log").read_text(errors="replace")
+    recap = text.split("SCENARIO RECAP", 1)[1].strip().splitlines() if "SCENARIO RECAP" in text else []
+    for line in recap:
+        log(f"molecule: {line.strip()}")
+    if rc != 0:
+        print(text, flush=True)
+    return rc
+
+
+STAGES = (*STAGES, "molecule")
+RUNNERS["molecule"] = stage_molecule
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("stages", nargs="*", metavar="STAGE",
-                        help="sanity, unit and/or sandbox (default: all, in that order)")
+                        help="sanity, unit, sandbox, integration and/or molecule (default: all, in that order)")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.stages) - set(STAGES))
     if unknown:
@@ -252,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     for stage, rc, seconds in results:
         outcome = "PASS" if rc == 0 else "FAIL (no tests collected)" if rc == 5 else f"FAIL (exit {rc})"
-        print(f"{stage:8s} {outcome:26s} {seconds:7.1f}s", flush=True)
+        print(f"{stage:11s} {outcome:26s} {seconds:7.1f}s", flush=True)
     return 0 if all(rc == 0 for _, rc, _ in results) else 1
 
 
