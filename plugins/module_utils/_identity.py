@@ -221,6 +221,14 @@ def desired_tags(actual: dict | None, tags: dict | None, purge_tags: bool) -> di
     return wanted if purge_tags else {**current, **wanted}
 
 
+def compare_tags(wanted: dict, actual: dict | None, tracker: DifferenceTracker) -> None:
+    """Tags are compared as one value: a tag that is only on the resource is a difference too
+    (compare() ignores keys that are only in the actual state, which would make purging a no-op)."""
+    have = dict((actual or {}).get("tags") or {})
+    if wanted != have:
+        tracker.add(("tags",), have, wanted)
+
+
 def ensure_resource_group(service, name, location, tags, purge_tags, state, check_mode):
     """-> (changed, before, after, diff tracker)"""
     validate_resource_group_name(name, "name")
@@ -245,7 +253,7 @@ def ensure_resource_group(service, name, location, tags, purge_tags, state, chec
         raise ValidationError(f"location: resource group '{name}' is in {before['location']}; a resource group "
                               f"cannot move to {_norm_location(location)}")
     want = {"tags": desired_tags(before, tags, purge_tags)}
-    compare(want, before, tracker=tracker)
+    compare_tags(want["tags"], before, tracker)
     if not tracker:
         return False, before, before, tracker
     after = dict(before, **want)
@@ -286,7 +294,7 @@ def ensure_identity(service, resource_group, name, location, tags, purge_tags, s
         raise ValidationError(f"location: identity '{name}' exists in {before['location']}; an identity cannot "
                               f"move to {location} (delete it first, which changes its client id)")
     want = {"tags": desired_tags(before, tags, purge_tags)}
-    compare(want, before, tracker=tracker)
+    compare_tags(want["tags"], before, tracker)
     if not tracker:
         return False, before, before, tracker
     after = dict(before, **want)

@@ -24,6 +24,7 @@ from ansible_collections.arcwi.workload_identity.plugins.module_utils._diff impo
 from ansible_collections.arcwi.workload_identity.plugins.module_utils._errors import ArcwiError
 from ansible_collections.arcwi.workload_identity.plugins.module_utils._identity import (
     ValidationError,
+    compare_tags,
     validate_issuer,
     validate_resource_group_name,
 )
@@ -173,26 +174,28 @@ def ensure_issuer_storage(service, website, rg, name, location, hosting, contain
     location = location.replace(" ", "").lower()
     public = hosting == "public_container"
     if before is None:
+        tags = {k: str(v) for k, v in (tags or {}).items()}
         available, message = service.name_available(name)
         if not available:
             raise ValidationError(f"name: storage account name '{name}' is not available ({message}); account names "
                                   "are global across Azure, choose another")
         tracker.add(("storage_account",), None, name)
         account = {"id": None, "name": name, "location": location, "kind": "StorageV2", "sku": sku,
-                   "tags": dict(tags or {}), "https_only": True, "minimum_tls_version": "TLS1_2",
+                   "tags": tags, "https_only": True, "minimum_tls_version": "TLS1_2",
                    "allow_blob_public_access": public, "primary_endpoints": {"blob": None, "web": None},
                    "provisioning_state": None}
         if not check_mode:
-            account = service.create(rg, name, location, sku, dict(tags or {}), public)
+            account = service.create(rg, name, location, sku, tags, public)
     else:
         if before["location"] != location:
             raise ValidationError(f"location: storage account '{name}' is in {before['location']}, not {location}")
         want = {"https_only": True, "minimum_tls_version": "TLS1_2"}
-        if tags is not None:
-            want["tags"] = dict(tags)
         # public_container needs public blob access; static_website never needs it, so it is switched off
         want["allow_blob_public_access"] = public
         compare(want, before, tracker=tracker)
+        if tags is not None:
+            want["tags"] = {k: str(v) for k, v in tags.items()}
+            compare_tags(want["tags"], before, tracker)
         account = dict(before, **want)
         if tracker and not check_mode:
             account = service.update(rg, name, want.get("tags", before["tags"]), public)

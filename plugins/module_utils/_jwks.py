@@ -53,6 +53,7 @@ import binascii
 import hashlib
 import json
 import os
+import stat
 import re
 import tempfile
 import traceback
@@ -403,6 +404,15 @@ def keys_from_pem(data, source: str, allow_private: bool = True) -> list:
 
 def keys_from_file(path: str) -> list:
     """KeyEntry for every key of the PEM file ``path``; errors name the file."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        raise KeyFormatError(f"cannot read key file {path}: {exc.strerror or exc}", path) from None
+    if stat.S_ISDIR(mode):
+        raise KeyFormatError(f"cannot read key file {path}: it is a directory", path)
+    if not stat.S_ISREG(mode):
+        # a FIFO or device would block or never end; key files are regular files
+        raise KeyFormatError(f"cannot read key file {path}: it is not a regular file", path)
     try:
         with open(path, "rb") as handle:
             data = handle.read()
