@@ -159,7 +159,7 @@ CASES = {
                                                       location=LOCATION),
                                      ["name 'Bad_Account' is not a valid storage account name"]),
     "invalid-storage-account-name-in-role": (lambda w: issuer_role(w, oidc_issuer_storage_account="st-bad"),
-                                             ["name 'st-bad' is not a valid storage account name"]),
+                                             ['oidc_issuer_storage_account "st-bad" is not a valid storage']),
     "storage-location-missing": (lambda w: module("issuer_storage", name="stbadnoloc" + w.rg[-8:],
                                                   resource_group=w.rg),
                                  ["location is required"]),
@@ -193,17 +193,16 @@ CASES = {
     "identity-location-missing": (lambda w: module("managed_identity", name="id-bad-noloc", resource_group=w.rg),
                                   ["location is required when state=present"]),
     "identity-name-in-role": (lambda w: identity_role(w, identity_resource_group=w.new_rg, identity_name="bad name!"),
-                              ["name 'bad name!' is invalid"]),
+                              ['identity_name "bad name!" is invalid']),
     "http-issuer-in-role": (lambda w: issuer_role(w, oidc_issuer_url="http://issuer.example.invalid/oidc/"),
-                            ["issuer must be an https URL"]),
+                            ["oidc_issuer_url", "the issuer must be an https URL"]),
     "location-empty-in-role": (lambda w: identity_role(w, identity_resource_group=w.new_rg, identity_location=""),
-                               ["location must not be empty"]),
+                               ["identity_location is required"]),
 }
 
 
-# Cases that currently write before refusing. Expected failures (strict: when a fix lands, the test
-# reports XPASS as a failure and the entry must go). Both are role task order, not module validation.
-# cases a role refused only after a write; empty since the roles check their input first
+# Cases that write before refusing, as expected failures (strict: a fix turns them into XPASS
+# failures and the entry must go). Empty since the roles check their input before any task writes.
 KNOWN_BUGS: dict = {}
 
 
