@@ -48,7 +48,7 @@ def main(argv=None) -> int:
             text = Path(args.config).read_text() if args.config else ""
             print(f"Creating cluster \"{args.name or _name_from(text)}\" ...", file=sys.stderr)
             state = cluster.create(args.name, text, args.image, args.kubeconfig, _duration(args.wait),
-                                   log=lambda m: print(m, file=sys.stderr))
+                                   log=lambda m: print(m, file=sys.stderr), retain=args.retain)
             print(f"Set kubectl context to \"kind-{state['name']}\"", file=sys.stderr)
             return 0
         if args.cmd == "get" and args.what == "clusters":

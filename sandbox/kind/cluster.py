@@ -48,16 +48,26 @@ def binaries() -> dict[str, str]:
     out = subprocess.run([sys.executable, str(build), "paths", "--json"], capture_output=True, text=True)
     if out.returncode != 0:
         raise KindError(f"cannot locate the sandbox binaries: {out.stderr.strip() or out.stdout.strip()}")
-    data = json.loads(out.stdout)
-    paths = {}
-    for tool in data.values() if isinstance(data, dict) else data:
-        for name, path in (tool.get("binaries") or {}).items():
-            paths[name] = path
+    paths = json.loads(out.stdout)  # binary name -> path
     missing = [b for b in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "kubectl")
                if not paths.get(b) or not os.path.exists(paths[b])]
     if missing:
         raise KindError(f"sandbox binaries not built: {', '.join(missing)}; run `make sandbox-k8s-build`")
     return paths
+
+
+def kwok_stage_files(kwok_binary: str) -> list[str]:
+    """kwok's own default stages (node-fast, node-heartbeat, pod-fast), read from the kwok module in the
+    Go module cache the binary was built from: upstream files, used in place, never copied."""
+    version = Path(kwok_binary).parent.name.split("-", 1)[-1]  # kwok-v0.8.0 -> v0.8.0
+    modcache = subprocess.run(["go", "env", "GOMODCACHE"], capture_output=True, text=True).stdout.strip()
+    base = Path(modcache) / "sigs.k8s.io" / f"kwok@{version}" / "kustomize" / "stage"
+    files = []
+    for sub in ("node/fast", "node/heartbeat", "pod/fast"):
+        files += sorted(str(p) for p in (base / sub).glob("*.yaml") if p.name != "kustomization.yaml")
+    if not files:
+        raise KindError(f"kwok's stage files are not in the Go module cache ({base}); run `make sandbox-k8s-build`")
+    return files
 
 
 def free_port() -> int:
@@ -131,7 +141,7 @@ def _b64(path: Path) -> str:
 
 # ---- create -----------------------------------------------------------------------------------------
 def create(name: str | None, config_text: str, image: str | None, kubeconfig: str | None, wait: float,
-           log=print) -> dict:
+           log=print, retain: bool = False) -> dict:
     cluster = kindconfig.load(config_text, name=name, image=image)
     name = cluster.name
     if name in list_clusters():
@@ -165,6 +175,9 @@ def create(name: str | None, config_text: str, image: str | None, kubeconfig: st
         ("allow-privileged", "true"), ("authorization-mode", "Node,RBAC"),
         ("client-ca-file", "/etc/kubernetes/pki/ca.crt"), ("enable-admission-plugins", "NodeRestriction"),
         ("enable-bootstrap-token-auth", "true"), ("etcd-servers", f"http://127.0.0.1:{ports['etcd']}"),
+        # the kubernetes Service cannot point at 127.0.0.1 (loopback endpoints are invalid); nothing here
+        # connects to service IPs anyway
+        ("endpoint-reconciler-type", "none"),
         ("service-account-issuer", "https://kubernetes.default.svc.cluster.local"),
         ("service-account-key-file", "/etc/kubernetes/pki/sa.pub"),
         ("service-account-signing-key-file", "/etc/kubernetes/pki/sa.key"),
@@ -209,7 +222,8 @@ def create(name: str | None, config_text: str, image: str | None, kubeconfig: st
             kubeadm.merge_flags(scheduler_defaults, kubeadm.extra_args(cc, "scheduler")), mounts, pki_dir),
         "kwok": [bins["kwok"], "--kubeconfig", str(cdir / "admin.kubeconfig"),
                  "--manage-all-nodes=false", "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-                 "--node-ip=127.0.0.1", f"--server-address=127.0.0.1:{ports['kwok']}"],
+                 "--node-ip=127.0.0.1", f"--server-address=127.0.0.1:{ports['kwok']}"]
+                + [f"--config={f}" for f in kwok_stage_files(bins["kwok"])],
     }
     state = {"name": name, "kind_version": KIND_VERSION, "image": control.image, "kubeadm_api_version": api_version,
              "ports": ports, "server": server, "notes": notes, "commands": commands,
@@ -225,6 +239,8 @@ def create(name: str | None, config_text: str, image: str | None, kubeconfig: st
             _wait_nodes_ready(cdir, state, min(wait, START_TIMEOUT))
     except Exception:
         _stop_all(cdir, state)
+        if not retain:
+            shutil.rmtree(cdir, ignore_errors=True)
         raise
     state["ready_after_s"] = round(time.monotonic() - started, 2)
     _save(cdir, state)
@@ -291,7 +307,9 @@ def _probe(state: dict, component: str, ports: dict) -> bool:
             with urllib.request.urlopen(f"http://127.0.0.1:{ports['etcd']}/health", timeout=2) as r:
                 return json.loads(r.read()).get("health") == "true"
         if component == "kube-apiserver":
-            return api(state, "GET", "/readyz") is not None or True
+            req = urllib.request.Request(state["server"] + "/readyz")
+            with urllib.request.urlopen(req, context=_ssl_context(cdir), timeout=3) as r:
+                return r.status == 200 and r.read().strip() == b"ok"
         if component in ("kube-controller-manager", "kube-scheduler"):
             port = ports["controller-manager" if component == "kube-controller-manager" else "scheduler"]
             ctx = ssl._create_unverified_context()  # self-signed serving cert of the component, loopback only
