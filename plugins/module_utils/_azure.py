@@ -581,6 +581,16 @@ def azure_argument_spec() -> dict:
     )
 
 
+def state_spec() -> dict:
+    """The ``state`` option of the resource modules."""
+    return dict(state=dict(type="str", choices=["present", "absent"], default="present"))
+
+
+def tags_spec() -> dict:
+    """``tags`` and ``purge_tags`` (tags left alone when ``tags`` is not set)."""
+    return dict(tags=dict(type="dict"), purge_tags=dict(type="bool", default=True))
+
+
 class AzureModule:
     """AnsibleModule with the shared Azure options, dependency checks and one error edge.
 
@@ -636,6 +646,14 @@ class AzureModule:
 
     def blob_service_client(self, account_url: str, **kwargs):
         return self.session.blob_service_client(account_url, **kwargs)
+
+    def exit_with_state(self, changed: bool, key: str, before, after, **extra):
+        """The common end of a resource module: ``key`` holds the state after the task (the predicted one
+        in check mode, ``{}`` when absent); the diff is returned only in diff mode."""
+        result = {"changed": changed, key: after or {}, **extra}
+        if self.diff_mode:
+            result["diff"] = {"before": before or {}, "after": after or {}}
+        self._module.exit_json(**result)
 
     def fail_from(self, exc: Exception, **result):
         """The error edge: fail with Azure's code and message (and the traceback for unexpected errors)."""

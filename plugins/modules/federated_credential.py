@@ -124,7 +124,7 @@ federated_credential:
       sample: [api://AzureADTokenExchange]
 """
 
-from ansible_collections.arcwi.workload_identity.plugins.module_utils._azure import FIC_WRITE_CONFLICTS, AzureModule
+from ansible_collections.arcwi.workload_identity.plugins.module_utils._azure import FIC_WRITE_CONFLICTS, AzureModule, state_spec
 from ansible_collections.arcwi.workload_identity.plugins.module_utils._identity import (
     FederatedCredentialService,
     IdentityService,
@@ -156,7 +156,7 @@ def main() -> None:
             issuer=dict(type="str"),
             subject=dict(type="str"),
             audiences=dict(type="list", elements="str", default=["api://AzureADTokenExchange"]),
-            state=dict(type="str", choices=["present", "absent"], default="present"),
+            **state_spec(),
         ),
         libraries={"azure-mgmt-msi": MSI_IMPORT_ERROR},
         required_if=[("state", "present", ("issuer", "subject"))],
@@ -177,10 +177,7 @@ def main() -> None:
             p["name"], p["issuer"], p["subject"], p["audiences"], p["state"], module.check_mode)
     except Exception as exc:  # pylint: disable=broad-exception-caught
         module.fail_from(exc)
-    result = {"changed": changed, "federated_credential": after or {}}
-    if module.diff_mode:
-        result["diff"] = {"before": before or {}, "after": after or {}}
-    module.exit_json(**result)
+    module.exit_with_state(changed, "federated_credential", before, after)
 
 
 if __name__ == "__main__":

@@ -162,7 +162,7 @@ issuer_base_url:
   sample: https://stoidcdemo1234.blob.core.windows.net/oidc/
 """
 
-from ansible_collections.arcwi.workload_identity.plugins.module_utils._azure import AzureModule
+from ansible_collections.arcwi.workload_identity.plugins.module_utils._azure import AzureModule, state_spec
 from ansible_collections.arcwi.workload_identity.plugins.module_utils._identity import validate_resource_group_name
 from ansible_collections.arcwi.workload_identity.plugins.module_utils._issuer import (
     HOSTINGS,
@@ -216,7 +216,7 @@ def main() -> None:
             sku=dict(type="str", default="Standard_LRS"),
             tags=dict(type="dict"),
             lock=dict(type="bool", default=False),
-            state=dict(type="str", choices=["present", "absent"], default="present"),
+            **state_spec(),
         ),
         libraries={"azure-mgmt-storage, azure-mgmt-resource-locks": STORAGE_IMPORT_ERROR},
         supports_check_mode=True,
@@ -235,12 +235,8 @@ def main() -> None:
             module.check_mode)
     except Exception as exc:  # pylint: disable=broad-exception-caught
         module.fail_from(exc)
-    result = {"changed": changed, "storage_account": after or {}}
-    if after:
-        result["issuer_base_url"] = after["issuer_base_url"]
-    if module.diff_mode:
-        result["diff"] = {"before": before or {}, "after": after or {}}
-    module.exit_json(**result)
+    extra = {"issuer_base_url": after["issuer_base_url"]} if after else {}
+    module.exit_with_state(changed, "storage_account", before, after, **extra)
 
 
 if __name__ == "__main__":

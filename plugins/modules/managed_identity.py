@@ -123,7 +123,7 @@ identity:
       sample: aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee
 """
 
-from ansible_collections.arcwi.workload_identity.plugins.module_utils._azure import AzureModule
+from ansible_collections.arcwi.workload_identity.plugins.module_utils._azure import AzureModule, state_spec, tags_spec
 from ansible_collections.arcwi.workload_identity.plugins.module_utils._identity import IdentityService, ensure_identity
 
 try:
@@ -142,9 +142,8 @@ def main() -> None:
             name=dict(type="str", required=True),
             resource_group=dict(type="str", required=True),
             location=dict(type="str"),
-            tags=dict(type="dict"),
-            purge_tags=dict(type="bool", default=True),
-            state=dict(type="str", choices=["present", "absent"], default="present"),
+            **tags_spec(),
+            **state_spec(),
         ),
         libraries={"azure-mgmt-msi": MSI_IMPORT_ERROR},
         supports_check_mode=True,
@@ -163,10 +162,7 @@ def main() -> None:
                                                           p["tags"], p["purge_tags"], p["state"], module.check_mode)
     except Exception as exc:  # pylint: disable=broad-exception-caught
         module.fail_from(exc)
-    result = {"changed": changed, "identity": after or {}}
-    if module.diff_mode:
-        result["diff"] = {"before": before or {}, "after": after or {}}
-    module.exit_json(**result)
+    module.exit_with_state(changed, "identity", before, after)
 
 
 if __name__ == "__main__":

@@ -82,7 +82,7 @@ resource_group:
       sample: {}
 """
 
-from ansible_collections.arcwi.workload_identity.plugins.module_utils._azure import AzureModule
+from ansible_collections.arcwi.workload_identity.plugins.module_utils._azure import AzureModule, state_spec, tags_spec
 from ansible_collections.arcwi.workload_identity.plugins.module_utils._identity import (
     ResourceGroupService,
     ValidationError,
@@ -110,9 +110,8 @@ def main() -> None:
         argument_spec=dict(
             name=dict(type="str", required=True),
             location=dict(type="str"),
-            tags=dict(type="dict"),
-            purge_tags=dict(type="bool", default=True),
-            state=dict(type="str", choices=["present", "absent"], default="present"),
+            **tags_spec(),
+            **state_spec(),
         ),
         libraries={"azure-mgmt-resource": RESOURCE_IMPORT_ERROR},
         supports_check_mode=True,
@@ -127,10 +126,7 @@ def main() -> None:
                                                                  p["purge_tags"], p["state"], module.check_mode)
     except Exception as exc:  # pylint: disable=broad-exception-caught
         module.fail_from(exc)
-    result = {"changed": changed, "resource_group": after or {}}
-    if module.diff_mode:
-        result["diff"] = {"before": before or {}, "after": after or {}}
-    module.exit_json(**result)
+    module.exit_with_state(changed, "resource_group", before, after)
 
 
 if __name__ == "__main__":

@@ -115,7 +115,7 @@ role_assignment:
       sample: ServicePrincipal
 """
 
-from ansible_collections.arcwi.workload_identity.plugins.module_utils._azure import AzureModule
+from ansible_collections.arcwi.workload_identity.plugins.module_utils._azure import AzureModule, state_spec
 from ansible_collections.arcwi.workload_identity.plugins.module_utils._rbac import (
     PRINCIPAL_TYPES,
     RoleService,
@@ -142,7 +142,7 @@ def main() -> None:
             role=dict(type="str", required=True),
             scope=dict(type="str"),
             propagation_timeout=dict(type="int", default=120),
-            state=dict(type="str", choices=["present", "absent"], default="present"),
+            **state_spec(),
         ),
         libraries={"azure-mgmt-authorization": AUTHZ_IMPORT_ERROR},
         supports_check_mode=True,
@@ -159,10 +159,7 @@ def main() -> None:
             propagation_timeout=float(p["propagation_timeout"]))
     except Exception as exc:  # pylint: disable=broad-exception-caught
         module.fail_from(exc)
-    result = {"changed": changed, "role_assignment": after or {}}
-    if module.diff_mode:
-        result["diff"] = {"before": before or {}, "after": after or {}}
-    module.exit_json(**result)
+    module.exit_with_state(changed, "role_assignment", before, after)
 
 
 if __name__ == "__main__":
