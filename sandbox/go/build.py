@@ -117,6 +117,10 @@ class Tool:
     # modules the reachable module proxy does not serve, replaced by a stand-in directory committed
     # beside go.mod (see webhook/mlog/mlog.go); their files are part of the recipe hash
     local_replaces: Tuple[Tuple[str, str], ...] = ()
+    # directories of the wrapper's own packages (e.g. a main.go of ours); part of the recipe hash
+    local_sources: Tuple[str, ...] = ()
+    # what tools.go imports (`pin`); default: the binaries' main packages
+    tools_imports: Tuple[str, ...] = ()
 
     @property
     def dir(self) -> Path:
@@ -135,9 +139,13 @@ TOOLS: Dict[str, Tool] = {t.name: t for t in (
          # hack/lib/golang.sh's tags for a non-debug build
          tags=("selinux", "notest", "grpcnotrace"), staging_replaces=True),
     Tool("kwok", "sigs.k8s.io/kwok", (("kwok", "sigs.k8s.io/kwok/cmd/kwok"),), kwok_ldflags),
+    # our own main (webhook/cmd/azure-wi-webhook/main.go): upstream's cmd/webhook plus --webhook-host and
+    # --webhook-port, loopback only (upstream always binds 0.0.0.0:9443); upstream's packages do the rest.
+    # tools.go keeps naming upstream's main so the build list stays the one upstream's binary needs.
     Tool("webhook", "github.com/Azure/azure-workload-identity",
-         (("azure-wi-webhook", "github.com/Azure/azure-workload-identity/cmd/webhook"),),
-         webhook_ldflags, local_replaces=(("monis.app/mlog", "./mlog"),)),
+         (("azure-wi-webhook", "arcwi.local/sandbox/go/webhook/cmd/azure-wi-webhook"),),
+         webhook_ldflags, local_replaces=(("monis.app/mlog", "./mlog"),), local_sources=("cmd",),
+         tools_imports=("github.com/Azure/azure-workload-identity/cmd/webhook",)),
     Tool("helm", "helm.sh/helm/v3", (("helm", "helm.sh/helm/v3/cmd/helm"),), helm_ldflags,
          lookups=("k8s.io/client-go",)),
 )}
@@ -208,7 +216,7 @@ def recipe_hash(tool: Tool) -> str:
     h.update(f"rev={RECIPE_REVISION} go={go_version()} flags={GO_FLAGS} base_ldflags={BASE_LDFLAGS} "
              f"env={sorted(GO_ENV.items())} tags={tool.tags} bins={tool.binaries}\n".encode())
     files = [tool.dir / n for n in ("go.mod", "go.sum", "tools.go")]
-    for _, directory in tool.local_replaces:
+    for directory in [d for _, d in tool.local_replaces] + list(tool.local_sources):
         files += sorted(p for p in (tool.dir / directory).rglob("*") if p.is_file())
     for path in files:
         h.update(str(path.relative_to(tool.dir)).encode() + b"\0"
@@ -411,7 +419,7 @@ def cmd_pin(args: argparse.Namespace) -> int:
         text += ["replace (", *replaces, ")", ""]
     (tool.dir).mkdir(exist_ok=True)
     (tool.dir / "go.mod").write_text("\n".join(text))
-    imports = "\n".join(f'\t_ "{pkg}"' for _, pkg in tool.binaries)
+    imports = "\n".join(f'\t_ "{pkg}"' for pkg in (tool.tools_imports or [p for _, p in tool.binaries]))
     (tool.dir / "tools.go").write_text(
         "//go:build tools\n\n"
         f"// Package tools records the upstream main packages this wrapper module builds, so that\n"

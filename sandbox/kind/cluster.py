@@ -419,6 +419,22 @@ def remove_from_kubeconfig(name: str, explicit: str | None) -> None:
 
 # ---- delete -------------------------------------------------------------------------------------------
 def _stop_all(cdir: Path, state: dict) -> None:
+    # processes attached to the cluster later (sandbox/kind/webhook.py: the webhook) go first
+    for pid in (state.get("extra_pids") or {}).values():
+        if pid and _alive(pid):
+            try:
+                os.killpg(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    extra_deadline = time.monotonic() + 10
+    for pid in (state.get("extra_pids") or {}).values():
+        while pid and _alive(pid) and not _zombie(pid) and time.monotonic() < extra_deadline:
+            time.sleep(0.1)
+        if pid and _alive(pid) and not _zombie(pid):
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
     for component in reversed(COMPONENTS):
         pid = state.get("pids", {}).get(component)
         if pid and _alive(pid):

@@ -4,7 +4,14 @@ module arcwi.local/sandbox/go/webhook
 
 go 1.26.4
 
-require github.com/Azure/azure-workload-identity v1.6.0
+require (
+	github.com/Azure/azure-workload-identity v1.6.0
+	github.com/open-policy-agent/cert-controller v0.11.0
+	k8s.io/apimachinery v0.31.14
+	k8s.io/client-go v0.31.14
+	monis.app/mlog v0.0.4
+	sigs.k8s.io/controller-runtime v0.19.7
+)
 
 require (
 	github.com/Azure/go-autorest v14.2.0+incompatible // indirect
@@ -41,7 +48,6 @@ require (
 	github.com/modern-go/concurrent v0.0.0-20180306012644-bacd9c7ef1dd // indirect
 	github.com/modern-go/reflect2 v1.0.2 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
-	github.com/open-policy-agent/cert-controller v0.11.0 // indirect
 	github.com/pkg/errors v0.9.1 // indirect
 	github.com/prometheus/client_golang v1.23.2 // indirect
 	github.com/prometheus/client_model v0.6.2 // indirect
@@ -74,13 +80,9 @@ require (
 	gopkg.in/yaml.v3 v3.0.1 // indirect
 	k8s.io/api v0.31.14 // indirect
 	k8s.io/apiextensions-apiserver v0.31.0 // indirect
-	k8s.io/apimachinery v0.31.14 // indirect
-	k8s.io/client-go v0.31.14 // indirect
 	k8s.io/klog/v2 v2.130.1 // indirect
 	k8s.io/kube-openapi v0.0.0-20240430033511-f0e62f92d13f // indirect
 	k8s.io/utils v0.0.0-20240711033017-18e509b52bc8 // indirect
-	monis.app/mlog v0.0.4 // indirect
-	sigs.k8s.io/controller-runtime v0.19.7 // indirect
 	sigs.k8s.io/json v0.0.0-20221116044647-bc3834ca7abd // indirect
 	sigs.k8s.io/structured-merge-diff/v4 v4.4.1 // indirect
 	sigs.k8s.io/yaml v1.4.0 // indirect
