@@ -237,6 +237,9 @@ def create(name: str | None, config_text: str, image: str | None, kubeconfig: st
         _create_nodes(cdir, state, cluster)
         if wait:
             _wait_nodes_ready(cdir, state, min(wait, START_TIMEOUT))
+        # the kubelet's part for the webhook chart: sandbox/kind/agent.py (pid in extra_pids)
+        from . import agent
+        agent.launch(cdir, state)
     except Exception:
         _stop_all(cdir, state)
         if not retain:
