@@ -58,7 +58,8 @@ sandbox-status: setup
 # DEMO_ARGS passes more ansible-playbook arguments, e.g. DEMO_ARGS="-e oidc_issuer_key_dir=/tmp/keys"
 demo: sandbox-up
 	@set -a; eval "$$($(PY) -m sandbox env)"; set +a; \
-	$(PY) -m sandbox demo -- $(DEMO_ARGS)
+	$(PY) -m sandbox demo -- $(DEMO_ARGS) && \
+	$(VENV)/bin/ansible-playbook playbooks/verify.yml $(DEMO_ARGS)
 
 test: setup
 	$(PY) tests/run_all.py
