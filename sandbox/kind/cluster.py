@@ -159,7 +159,6 @@ def create(name: str | None, config_text: str, image: str | None, kubeconfig: st
     docs, notes = kubeadm.apply_patches(docs, cluster.kubeadm_config_patches + control.kubeadm_config_patches)
     cc = kubeadm.cluster_configuration(docs)
     pki_dir = cdir / "pki"
-    mounted = {host_path(p, control.extra_mounts, pki_dir) for p in ("/etc/kubernetes/pki/sa.key",)}
     pki.make(pki_dir, name, make_sa=not any(m.container_path.startswith("/etc/kubernetes/pki/sa")
                                             for m in control.extra_mounts))
     ports = {"etcd": free_port(), "etcd-peer": free_port(),

@@ -290,3 +290,19 @@ def oidc_server(sandbox):
 def oidc_issuer(oidc_server) -> OidcIssuer:
     """A fresh OIDC issuer (new RSA key) that publishes its discovery document and JWKS and mints assertions."""
     return oidc_server.issuer()
+
+
+# ---- the sandbox's Go-built binaries (make sandbox-k8s-build) ---------------------------------------
+def binary_paths() -> dict:
+    """Binary name -> path, as sandbox/go/build.py reports them ({} when it cannot tell)."""
+    out = subprocess.run([sys.executable, str(REPO / "sandbox" / "go" / "build.py"), "paths", "--json"],
+                         capture_output=True, text=True)
+    return json.loads(out.stdout) if out.returncode == 0 else {}
+
+
+def needs_binaries(*names: str):
+    """A skip mark for tests that need the built binaries (skipped, with the reason, when missing)."""
+    paths = binary_paths()
+    missing = [n for n in names if not os.path.exists(paths.get(n, ""))]
+    return pytest.mark.skipif(bool(missing), reason=f"sandbox binaries not built ({', '.join(missing)}): "
+                                                    "run make sandbox-k8s-build")

@@ -25,10 +25,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from sandbox.kind.cluster import load_state
 
-from .conftest import REPO
-from .test_kind_standin import KIND, _built, discovery, kubectl
+from .conftest import REPO, needs_binaries
+from .test_kind_standin import KIND, discovery, kubectl
 
-pytestmark = pytest.mark.skipif(not _built(), reason="sandbox Kubernetes binaries not built (make sandbox-k8s-build)")
+pytestmark = needs_binaries("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "kubectl")
 
 PLAYBOOK = """
 - name: kind_cluster under test

@@ -15,21 +15,12 @@ import uuid
 import pytest
 import yaml
 
-from .conftest import REPO
+from .conftest import REPO, binary_paths, needs_binaries
 
 KIND = str(REPO / "sandbox" / "bin" / "kind")
 
 
-def _built() -> bool:
-    out = subprocess.run([str(REPO / ".venv" / "bin" / "python"), str(REPO / "sandbox" / "go" / "build.py"), "paths",
-                          "--json"], capture_output=True, text=True)
-    if out.returncode != 0:
-        return False
-    paths = json.loads(out.stdout)
-    return all(os.path.exists(paths.get(b, "")) for b in ("etcd", "kube-apiserver", "kwok", "kubectl"))
-
-
-pytestmark = pytest.mark.skipif(not _built(), reason="sandbox Kubernetes binaries not built (make sandbox-k8s-build)")
+pytestmark = needs_binaries("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "kubectl")
 
 SEED_PATCH = """
 apiVersion: kubeadm.k8s.io/v1beta3
@@ -48,9 +39,7 @@ def config(image: str, issuer: str, workers: int = 0) -> str:
 
 
 def kubectl() -> str:
-    out = subprocess.run([str(REPO / ".venv" / "bin" / "python"), str(REPO / "sandbox" / "go" / "build.py"), "paths",
-                          "--json"], capture_output=True, text=True, check=True)
-    return json.loads(out.stdout)["kubectl"]
+    return binary_paths()["kubectl"]
 
 
 def discovery(kubeconfig: str) -> dict:

@@ -16,7 +16,7 @@ import uuid
 
 import pytest
 
-from .conftest import REPO
+from .conftest import REPO, binary_paths, needs_binaries
 
 KIND = str(REPO / "sandbox" / "bin" / "kind")
 PYTHON = str(REPO / ".venv" / "bin" / "python")
@@ -27,20 +27,7 @@ CONFIG = ("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\n"
           "nodes:\n- role: control-plane\n  image: kindest/node:v1.35.4\n")
 
 
-def _paths() -> dict:
-    out = subprocess.run([PYTHON, str(REPO / "sandbox" / "go" / "build.py"), "paths", "--json"], capture_output=True,
-                         text=True)
-    return json.loads(out.stdout) if out.returncode == 0 else {}
-
-
-def _built() -> bool:
-    paths = _paths()
-    return all(os.path.exists(paths.get(b, "")) for b in ("etcd", "kube-apiserver", "kwok", "kubectl",
-                                                            "azure-wi-webhook"))
-
-
-pytestmark = pytest.mark.skipif(not _built(), reason="sandbox Kubernetes/webhook binaries not built "
-                                                      "(make sandbox-k8s-build)")
+pytestmark = needs_binaries("etcd", "kube-apiserver", "kwok", "kubectl", "azure-wi-webhook")
 
 
 def _gone(pid: int) -> bool:
@@ -69,7 +56,7 @@ def stand_in(tmp_path):
 
 def test_webhook_mutates_labelled_pods_and_dies_with_the_cluster(stand_in):
     name, kubeconfig = stand_in["name"], stand_in["kubeconfig"]
-    kubectl = _paths()["kubectl"]
+    kubectl = binary_paths()["kubectl"]
 
     def k(*args, stdin: str | None = None) -> str:
         run = subprocess.run([kubectl, "--kubeconfig", kubeconfig, *args], input=stdin, capture_output=True,
@@ -145,7 +132,7 @@ def test_webhook_mutates_labelled_pods_and_dies_with_the_cluster(stand_in):
 
 
 def test_webhook_refuses_to_bind_anything_but_loopback(tmp_path):
-    binary = _paths()["azure-wi-webhook"]
+    binary = binary_paths()["azure-wi-webhook"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("AZURE_")}
     env["AZURE_TENANT_ID"] = TENANT
     for flags in (["--webhook-host", "0.0.0.0"], ["--webhook-host", ""], ["--health-addr", ":9440"],

@@ -20,7 +20,7 @@ import uuid
 
 import pytest
 
-from .conftest import REPO
+from .conftest import REPO, binary_paths, needs_binaries
 
 KIND = str(REPO / "sandbox" / "bin" / "kind")
 PYTHON = str(REPO / ".venv" / "bin" / "python")
@@ -45,20 +45,7 @@ PLAYBOOK = """
 """
 
 
-def _paths() -> dict:
-    out = subprocess.run([PYTHON, str(REPO / "sandbox" / "go" / "build.py"), "paths", "--json"], capture_output=True,
-                         text=True)
-    return json.loads(out.stdout) if out.returncode == 0 else {}
-
-
-def _built() -> bool:
-    paths = _paths()
-    return all(os.path.exists(paths.get(b, "")) for b in ("etcd", "kube-apiserver", "kwok", "kubectl",
-                                                            "azure-wi-webhook", "helm"))
-
-
-pytestmark = pytest.mark.skipif(not _built(), reason="sandbox Kubernetes/webhook/helm binaries not built "
-                                                      "(make sandbox-k8s-build)")
+pytestmark = needs_binaries("etcd", "kube-apiserver", "kwok", "kubectl", "azure-wi-webhook", "helm")
 
 
 @pytest.fixture
@@ -110,7 +97,7 @@ def _play(tmp_path, sandbox, variables: dict, check: bool = False) -> dict:
 
 
 def _kubectl_json(kubeconfig: str, *args: str) -> dict:
-    out = subprocess.run([_paths()["kubectl"], "--kubeconfig", kubeconfig, *args, "-o", "json"],
+    out = subprocess.run([binary_paths()["kubectl"], "--kubeconfig", kubeconfig, *args, "-o", "json"],
                          capture_output=True, text=True, check=True, timeout=60)
     return json.loads(out.stdout)
 
@@ -128,7 +115,7 @@ def test_the_workload_pod_is_mutated_the_fic_exists_and_a_rerun_changes_nothing(
         "identity_resource_group": rg, "identity_name": identity, "identity_location": "westeurope",
         "identity_role_assignments": [], "oidc_issuer_url": issuer,
         "kind_cluster_kubeconfig_path": kubeconfig, "kind_cluster_context": f"kind-{name}",
-        "workload_identity_helm_binary": _paths()["helm"],
+        "workload_identity_helm_binary": binary_paths()["helm"],
         "workload_identity_webhook_chart_ref": CHART, "workload_identity_webhook_chart_repo_url": "",
         "workload_identity_webhook_values": {"sandbox": {"webhookURL": agent["webhook_url"],
                                                          "caBundle": agent["ca_bundle"]}},
@@ -192,7 +179,7 @@ def test_bad_input_is_refused_before_anything_is_created(tmp_path, sandbox, uniq
     base = {"identity_resource_group": f"rg-wi-{unique}", "identity_name": f"id-wi-{unique}",
             "identity_role_assignments": [], "oidc_issuer_url": "https://issuer.example.invalid/x/",
             "kind_cluster_kubeconfig_path": kubeconfig, "kind_cluster_context": f"kind-{name}",
-            "workload_identity_helm_binary": _paths()["helm"], "workload_identity_webhook_chart_ref": CHART,
+            "workload_identity_helm_binary": binary_paths()["helm"], "workload_identity_webhook_chart_ref": CHART,
             "workload_identity_webhook_chart_repo_url": "", "ansible_python_interpreter": PYTHON}
     for extra, words in (({"workload_identity_namespace": "Demo_NS"}, "DNS-1123 label"),
                          ({"workload_identity_service_account": "-bad"}, "DNS-1123 subdomain"),
@@ -201,7 +188,7 @@ def test_bad_input_is_refused_before_anything_is_created(tmp_path, sandbox, uniq
         result = _play(tmp_path, sandbox, dict(base, **extra))
         assert result["rc"] != 0, result["text"]
         assert words in result["message"], result["text"]
-    releases = subprocess.run([_paths()["helm"], "--kubeconfig", kubeconfig, "list", "-A", "-q"],
+    releases = subprocess.run([binary_paths()["helm"], "--kubeconfig", kubeconfig, "list", "-A", "-q"],
                               capture_output=True, text=True, check=True).stdout.split()
     assert releases == []
 
@@ -218,7 +205,7 @@ def _until(predicate, timeout: float = 60.0, interval: float = 0.2):
 def test_the_agent_follows_the_charts_tenant_and_stops_the_webhook_on_uninstall(stand_in):
     name, kubeconfig = stand_in
     agent = _agent_info(name)
-    helm = [_paths()["helm"], "--kubeconfig", kubeconfig]
+    helm = [binary_paths()["helm"], "--kubeconfig", kubeconfig]
     release = ["wi", CHART, "-n", "azure-workload-identity-system", "--create-namespace",
                "--set", f"sandbox.webhookURL={agent['webhook_url']}", "--set", f"sandbox.caBundle={agent['ca_bundle']}"]
     first, second = str(uuid.uuid4()), str(uuid.uuid4())
