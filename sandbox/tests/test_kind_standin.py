@@ -104,3 +104,25 @@ def test_delete_stops_every_process(cluster, tmp_path):
     for pid in pids:
         assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split(")")[-1].split()[0] == "Z"
     assert name not in subprocess.run([KIND, "get", "clusters"], capture_output=True, text=True).stdout.split()
+
+
+def test_jwks_generate_output_equals_the_apiservers_jwks(cluster, tmp_path):
+    # Parity (issue 4): jwks_generate on the cluster's sa.pub gives exactly what kube-apiserver serves at
+    # /openid/v1/jwks for the same key (kid = base64url SHA-256 of the DER SPKI, use/kty/alg/n/e).
+    from sandbox.kind.cluster import cluster_dir
+    name, kubeconfig, _ = cluster("kindest/node:v1.35.4", "https://issuer.example.invalid/parity/")
+    dest = tmp_path / "jwks.json"
+    playbook = tmp_path / "jwks.yml"
+    playbook.write_text(
+        "- hosts: localhost\n  gather_facts: false\n  connection: local\n"
+        "  vars:\n    ansible_python_interpreter: '{{ ansible_playbook_python }}'\n"
+        "  tasks:\n    - arcwi.workload_identity.jwks_generate:\n"
+        f"        public_keys: ['{cluster_dir(name) / 'pki' / 'sa.pub'}']\n        dest: '{dest}'\n")
+    run = subprocess.run([str(REPO / ".venv" / "bin" / "ansible-playbook"), "-i", "localhost,", str(playbook)],
+                         cwd=REPO, env=dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg")),
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout[-2000:]
+    served = subprocess.run([kubectl(), "--kubeconfig", kubeconfig, "get", "--raw", "/openid/v1/jwks"],
+                            capture_output=True, text=True, check=True).stdout
+    assert json.loads(dest.read_text()) == json.loads(served)
+    assert list(json.loads(dest.read_text())["keys"][0]) == list(json.loads(served)["keys"][0]), "field order"
