@@ -168,7 +168,7 @@ def ensure_issuer_storage(service, website, rg, name, location, hosting, contain
         tracker.add(("state",), "present", "absent")
         if not check_mode:
             service.delete(rg, name)
-        return True, _view(before, None, None, hosting, container), None, tracker
+        return True, _view(before, hosting, container), None, tracker
     if not location:
         raise ValidationError("location is required when state=present")
     location = location.replace(" ", "").lower()
@@ -224,12 +224,12 @@ def ensure_issuer_storage(service, website, rg, name, location, hosting, contain
         tracker.add(("lock",), LOCK_NAME, None)
         if not check_mode:
             service.delete_lock(rg, name)
-    after = _view(account, hosting, container, hosting, container, locked=lock)
-    return bool(tracker), (_view(before, hosting, container, hosting, container, locked=current_lock is not None)
+    after = _view(account, hosting, container, locked=lock)
+    return bool(tracker), (_view(before, hosting, container, locked=current_lock is not None)
                            if before else None), after, tracker
 
 
-def _view(account, _h, _c, hosting, container, locked=False):
+def _view(account, hosting, container, locked=False):
     if account is None:
         return None
     view = dict(account)

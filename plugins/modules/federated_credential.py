@@ -129,12 +129,6 @@ from ansible_collections.arcwi.workload_identity.plugins.module_utils._identity 
     FederatedCredentialService,
     IdentityService,
     ensure_federated_credential,
-    validate_audiences,
-    validate_fic_name,
-    validate_identity_name,
-    validate_issuer,
-    validate_resource_group_name,
-    validate_subject,
 )
 
 try:
@@ -164,13 +158,7 @@ def main() -> None:
     )
     p = module.params
     try:
-        validate_resource_group_name(p["resource_group"])
-        validate_identity_name(p["identity"], "identity")
-        validate_fic_name(p["name"])
-        if p["state"] == "present":
-            validate_issuer(p["issuer"])
-            validate_subject(p["subject"])
-            validate_audiences(p["audiences"])
+        # ensure_federated_credential checks every rule before its first call
         client = module.client(ManagedServiceIdentityClient, retry_error_codes=FIC_WRITE_CONFLICTS)
         changed, before, after, _tracker = ensure_federated_credential(
             IdentityService(client), FederatedCredentialService(client), p["resource_group"], p["identity"],

@@ -150,13 +150,7 @@ def main() -> None:
     )
     p = module.params
     try:
-        from ansible_collections.arcwi.workload_identity.plugins.module_utils import _identity
-        # input checks first: nothing is called before they pass
-        _identity.validate_resource_group_name(p["resource_group"])
-        _identity.validate_identity_name(p["name"])
-        if p["state"] == "present" and not p["location"]:
-            raise _identity.ValidationError("location is required when state=present (the region of the identity, "
-                                            "e.g. westeurope)")
+        # ensure_identity checks the input before its first call
         service = IdentityService(module.client(ManagedServiceIdentityClient))
         changed, before, after, tracker = ensure_identity(service, p["resource_group"], p["name"], p["location"],
                                                           p["tags"], p["purge_tags"], p["state"], module.check_mode)

@@ -45,10 +45,6 @@ def identity_id(ctx, rg: str, name: str) -> str:
     return f"{core.rg_id(ctx, rg)}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}"
 
 
-def _identity_view(body: dict) -> dict:
-    return body
-
-
 def fic_written_at(ctx, fic_id: str) -> float:
     return ctx.store.kv_get("fic-written:" + fic_id.lower()) or 0.0
 
