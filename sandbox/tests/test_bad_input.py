@@ -198,6 +198,17 @@ CASES = {
                             ["oidc_issuer_url", "the issuer must be an https URL"]),
     "location-empty-in-role": (lambda w: identity_role(w, identity_resource_group=w.new_rg, identity_location=""),
                                ["identity_location is required"]),
+    # diagnostics (checked before the cluster or Azure is contacted)
+    "check-namespace": (lambda w: module("workload_identity_check", namespace="Demo_NS", service_account="workload",
+                                         resource_group=w.rg, identity=w.identity),
+                        ["namespace must be a DNS-1123 label", "'Demo_NS'"]),
+    "check-service-account": (lambda w: module("workload_identity_check", namespace="demo", service_account="-sa",
+                                               resource_group=w.rg, identity=w.identity),
+                              ["service_account must be a DNS-1123 subdomain", "'-sa'"]),
+    "check-exchange-timeout": (lambda w: module("workload_identity_check", namespace="demo",
+                                                service_account="workload", resource_group=w.rg,
+                                                identity=w.identity, exchange_timeout=-1),
+                               ["exchange_timeout must be between 0 and 3600 seconds, got -1"]),
 }
 
 
