@@ -24,6 +24,18 @@ attributes:
       - This assumes that the system controlled or queried by the module has not changed in a relevant way.
 """
 
+    # For the resource modules: check mode predicts, diff mode shows before/after, a re-run changes nothing.
+    FULL_SUPPORT = r"""
+options: {}
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  idempotent:
+    support: full
+"""
+
     # For modules that only read: use together with the standard fragment.
     INFO_MODULE = r"""
 options: {}

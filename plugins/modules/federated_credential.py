@@ -63,14 +63,8 @@ options:
 extends_documentation_fragment:
   - arcwi.workload_identity.azure
   - arcwi.workload_identity.attributes
+  - arcwi.workload_identity.attributes.FULL_SUPPORT
   - arcwi.workload_identity.attributes.ACTIONGROUP_AZURE
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  idempotent:
-    support: full
 requirements:
   - azure-mgmt-msi >= 7.0.0
 seealso:

@@ -52,14 +52,8 @@ options:
 extends_documentation_fragment:
   - arcwi.workload_identity.azure
   - arcwi.workload_identity.attributes
+  - arcwi.workload_identity.attributes.FULL_SUPPORT
   - arcwi.workload_identity.attributes.ACTIONGROUP_AZURE
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  idempotent:
-    support: full
 requirements:
   - azure-mgmt-authorization >= 4.0.0
 """
