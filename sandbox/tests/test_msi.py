@@ -75,7 +75,8 @@ def test_identity_name_rules(msi, resource_group, name):
     # Source: resource-name-rules, Microsoft.ManagedIdentity/userAssignedIdentities: 3-128, alphanumerics - _
     with pytest.raises(HttpResponseError) as err:
         msi.user_assigned_identities.create_or_update(resource_group, name, {"location": "westeurope"})
-    assert err.value.status_code in (400, 404)
+    assert err.value.status_code == 400
+    assert err.value.error.code == "InvalidResourceName"
 
 
 def test_identity_requires_location_and_cannot_move(msi, resource_group, unique):
