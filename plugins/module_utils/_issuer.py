@@ -207,10 +207,9 @@ def ensure_issuer_storage(service, website, rg, name, location, hosting, contain
             if not check_mode:
                 service.put_container(rg, name, container, "Blob")
     else:
-        site = website(account, None if (check_mode and before is None) else service.key(rg, name)) \
-            if (before or not check_mode) else None
-        enabled = site.enabled() if site else False
-        if not enabled:
+        # in check mode an account that does not exist yet has no website to read: it would be enabled
+        site = website(account, service.key(rg, name)) if (before or not check_mode) else None
+        if site is None or not site.enabled():
             tracker.add(("static_website", "enabled"), False, True)
             if not check_mode:
                 site.enable()
