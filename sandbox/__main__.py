@@ -65,6 +65,7 @@ def endpoints() -> dict[str, str]:
         "arm": config.url("arm", "/metadata/endpoints?api-version=2022-09-01"),
         "entra": config.url("entra", "/common/v2.0/.well-known/openid-configuration"),
         "web": config.url("web", "/"),
+        "arcdp": config.url("arcdp", "/v2/"),
         "admin": config.url("admin", "/health"),
         "blob": config.url("blob", "/"),
     }
@@ -223,6 +224,8 @@ def env_lines() -> list[str]:
         f"ARCWI_CLOUD_METADATA_URL={arm}metadata/endpoints?api-version=2022-09-01",
         f"ARCWI_SANDBOX_ADMIN={config.url('admin')}",
         f"ARCWI_SANDBOX_BLOB={config.url('blob')}",
+        # what a client uses instead of https://{location}.dp.kubernetesconfiguration.azure.com/ (Azure Arc)
+        f"ARCWI_ARC_DATAPLANE_ENDPOINT={config.url('arcdp')}",
         f"ARCWI_SANDBOX_HOME={home}",
         f"REQUESTS_CA_BUNDLE={bundle}",
         f"SSL_CERT_FILE={bundle}",

@@ -21,6 +21,8 @@ PORTS = {
     "entra": ("ARCWI_SANDBOX_ENTRA_PORT", 44302),
     "admin": ("ARCWI_SANDBOX_ADMIN_PORT", 44303),
     "web": ("ARCWI_SANDBOX_WEB_PORT", 44304),
+    # the Azure Arc data plane (GetLatestHelmPackagePath) and the OCI registry holding the agent chart
+    "arcdp": ("ARCWI_SANDBOX_ARCDP_PORT", 44305),
     "blob": ("ARCWI_SANDBOX_BLOB_PORT", 44310),
 }
 

@@ -186,6 +186,28 @@ def run(playbook_args: list[str]) -> int:
     except (OSError, ValueError, KeyError) as exc:
         ok = False
         print(f"demo: the anonymous fetch failed: {exc}", file=sys.stderr)
+    ok &= _arc_proof(facts)
     if changed == 0 and writes == 0:
         print("idempotence         changed=0 and no ARM write: nothing to do on this run")
     return 0 if ok else 1
+
+
+def _arc_proof(facts: dict) -> bool:
+    """The connected cluster as arc_connect read it back, against the cluster's own /version and nodes."""
+    arc = facts.get("kind_cluster_arc")
+    if not arc:
+        print("Azure Arc           not enabled on this run (arc_enabled: false)")
+        return True
+    kubectl = json.loads(subprocess.run([sys.executable, str(config.REPO_ROOT / "sandbox" / "go" / "build.py"),
+                                         "paths", "--json"], capture_output=True, text=True, check=True).stdout)["kubectl"]
+    scope = ["--kubeconfig", facts.get("kind_cluster_kubeconfig_path", ""), "--context", facts.get("kind_cluster_context", "")]
+    version = json.loads(subprocess.run([kubectl, *scope, "version", "-o", "json"], capture_output=True, text=True,
+                                        check=True).stdout)["serverVersion"]["gitVersion"].lstrip("v")
+    nodes = len(json.loads(subprocess.run([kubectl, *scope, "get", "nodes", "-o", "json"], capture_output=True,
+                                          text=True, check=True).stdout)["items"])
+    same = arc.get("kubernetes_version") == version and arc.get("total_node_count") == nodes
+    print(f"Azure Arc           {arc.get('name')}: {arc.get('connectivity_status')}, Kubernetes "
+          f"{arc.get('kubernetes_version')}, {arc.get('total_node_count')} node(s), agents {arc.get('agent_version')}, "
+          f"distribution {arc.get('distribution')}  (cluster: {version}, {nodes} node(s): "
+          f"{'equal' if same else 'DIFFERENT'})")
+    return arc.get("connectivity_status") == "Connected" and same

@@ -19,6 +19,10 @@ prints them as JSON (`webhook_url`, `ca_bundle` = base64 of the cluster CA, the 
 `sandbox.webhookURL` / `sandbox.caBundle`), with the agent's view of the webhook (`webhook`: tenant,
 pid, ready) when it runs.
 
+The same loop plays the Azure Arc agents for the chart sandbox/charts/azure-arc-k8sagents (heartbeat,
+cluster metadata, JWKS upload for the Arc-hosted issuer): see sandbox/kind/arc_agent.py. `info` shows
+its view under `arc` (resourceId, connected, lastReport, problem).
+
 The webhook child stays in the agent's process group, so stopping the agent's group (what
 `kind delete cluster` does with `extra_pids`) stops both. Agent state: NAME/agent.json (written only by
 the agent); log: NAME/logs/arcwi-agent.log.
@@ -41,7 +45,7 @@ import urllib.parse
 from pathlib import Path
 
 from .. import config as sandbox_config
-from . import cluster, webhook
+from . import arc_agent, cluster, webhook
 
 PID_KEY = "arcwi-agent"  # key in cluster.json's extra_pids
 CONFIGMAP = "azure-wi-webhook-config"
@@ -83,11 +87,13 @@ def info(name: str) -> dict:
     running = bool(pid and cluster._alive(pid) and not cluster._zombie(pid))
     out = dict(agent, name=name, agent_pid=pid, agent_running=running,
                ca_bundle=base64.b64encode((cdir / "pki" / "ca.crt").read_bytes()).decode(),
-               kubeconfig=str(cdir / "admin.kubeconfig"), webhook=None)
+               kubeconfig=str(cdir / "admin.kubeconfig"), webhook=None, arc=None)
     path = cdir / "agent.json"
     if running and path.exists():
         try:
-            out["webhook"] = json.loads(path.read_text()).get("webhook")
+            written = json.loads(path.read_text())
+            out["webhook"] = written.get("webhook")
+            out["arc"] = written.get("arc")
         except ValueError:
             pass
     return out
@@ -116,9 +122,10 @@ class Agent:
         self.failures = 0
         self.retry_at = 0.0
         self.stopping = False
+        self.arc = arc_agent.ArcAgents(self.state, _say)
 
     def _write(self) -> None:
-        data = {"agent_pid": os.getpid(), "webhook": None}
+        data = {"agent_pid": os.getpid(), "webhook": None, "arc": dict(self.arc.info)}
         if self.proc and self.proc.poll() is None and self.current:
             data["webhook"] = dict(self.current, pid=self.proc.pid, port=self.port,
                                    url=self.state["agent"]["webhook_url"])
@@ -162,6 +169,16 @@ class Agent:
         self._write()
 
     def step(self) -> None:
+        before = dict(self.arc.info)
+        try:
+            self.arc.step()
+        except Exception as exc:  # noqa: BLE001 - the Arc part must never stop the webhook part
+            _say(f"arc: unexpected error: {exc!r}")
+        if self.arc.info != before:
+            self._write()
+        self.step_webhook()
+
+    def step_webhook(self) -> None:
         try:
             items = _configmaps(self.state)
         except (urllib.error.URLError, OSError, ValueError) as exc:

@@ -30,7 +30,8 @@ def make_router(ctx, app, bootstrap) -> Router:
     @router.route("GET", "/health")
     def health(request):
         blob = ctx.azurite.ready() if ctx.azurite else False
-        return Response(200 if blob else 503, {"arm": True, "entra": True, "web": True, "admin": True, "blob": blob})
+        return Response(200 if blob else 503, {"arm": True, "entra": True, "web": True, "admin": True, "arcdp": True,
+                                               "blob": blob})
 
     @router.route("GET", "/identity")
     def identity(request):
@@ -139,6 +140,13 @@ def make_router(ctx, app, bootstrap) -> Router:
                                    "principalId": object_id, "principalType": "ServicePrincipal", "scope": scope}})
         return Response(201, {"client_id": app_id, "object_id": object_id, "secret": secret,
                               "tenant_id": ctx.ident.tenant_id})
+
+    @router.route("POST", "/arc/agent-report")
+    def arc_agent_report(request):
+        """The Arc agents' heartbeat (sandbox/kind/agent.py): cluster metadata and the cluster's JWKS,
+        signed with the onboarding private key; not the public ARM API (agents hold no ARM credentials)."""
+        from .arm import arc
+        return Response(200, arc.agent_report(ctx, request.json()))
 
     @router.route("POST", "/reset")
     def reset(request):

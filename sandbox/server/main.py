@@ -9,7 +9,7 @@ import threading
 
 from .. import config
 from ..pki import PKI
-from . import admin, entra, web
+from . import admin, arcdp, entra, web
 from .arm import authorization, core, storage
 from .azurite import Azurite
 from .faults import Faults
@@ -43,7 +43,7 @@ def run() -> None:
     tokens = TokenService(home, ident.tenant_id)
     ctx = core.Context(store=store, ident=ident, tokens=tokens,
                        arm_url=config.url("arm"), entra_url=config.url("entra"), web_url=config.url("web"),
-                       blob_url=config.url("blob"), arm_audience=config.ARM_AUDIENCE)
+                       blob_url=config.url("blob"), arcdp_url=config.url("arcdp"), arm_audience=config.ARM_AUDIENCE)
     bootstrap(ctx)
 
     app = App()
@@ -60,6 +60,7 @@ def run() -> None:
         "arm": core.make_router(ctx),
         "entra": entra.make_router(ctx),
         "web": web.make_router(ctx),
+        "arcdp": arcdp.make_router(ctx),
         "admin": admin.make_router(ctx, app, bootstrap),
     }
     servers = [serve(router, app, config.HOST, config.port(name), tls) for name, router in routers.items()]

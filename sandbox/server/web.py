@@ -106,6 +106,39 @@ def make_router(ctx) -> Router:
             finally:
                 client.close()
 
+    # ---- the Arc-hosted OIDC issuers (sandbox/server/arm/arc.py): {web}arc-oidc/<tenant>/<uuid>/ --------
+    # Storage account names cannot contain '-', so "arc-oidc" never shadows an account's website.
+    from .arm import arc
+
+    def arc_issuer(request: Request):
+        """(cluster, uploaded JWKS) behind an Arc issuer URL, or None: nothing is served before the
+        agents have uploaded the cluster's keys, nor once the issuer or its cluster is gone."""
+        body = arc.find_by_issuer(ctx, request.params["tenant"], request.params["key"])
+        jwks = arc.uploaded_jwks(ctx, body["id"]) if body is not None else None
+        return (body, jwks) if jwks is not None else None
+
+    def arc_not_found() -> Response:
+        return Response(404, "The requested OIDC issuer document does not exist.", content_type="text/plain")
+
+    def arc_discovery(request: Request) -> Response:
+        found = arc_issuer(request)
+        if found is None:
+            return arc_not_found()
+        issuer = found[0]["properties"]["oidcIssuerProfile"]["issuerUrl"]
+        # the layout kube-apiserver and AKS's issuer use; issuer byte-equal to oidcIssuerProfile.issuerUrl
+        return Response(200, {"issuer": issuer, "jwks_uri": issuer + "openid/v1/jwks",
+                              "response_types_supported": ["id_token"], "subject_types_supported": ["public"],
+                              "id_token_signing_alg_values_supported": ["RS256"]})
+
+    def arc_jwks(request: Request) -> Response:
+        found = arc_issuer(request)
+        if found is None:
+            return arc_not_found()
+        return Response(200, found[1], content_type="application/jwk-set+json")
+
+    router.add("GET", "/arc-oidc/{tenant}/{key}/.well-known/openid-configuration", arc_discovery)
+    router.add("GET", "/arc-oidc/{tenant}/{key}/openid/v1/jwks", arc_jwks)
+
     router.add("GET", "/", lambda request: _not_found("WebContentNotFound"))
     router.add("GET", "/{account}", serve)
     router.add("GET", "/{account}{path:path}", serve)

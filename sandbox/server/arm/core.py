@@ -5,7 +5,7 @@ Sources (each rule below names its own):
 - api-versions: azure-rest-api-specs (specification/<rp>/resource-manager) and the versions the
   current Python SDKs send (azure-mgmt-msi 7.1: 2024-11-30; azure-mgmt-authorization 4.0: 2022-04-01;
   azure-mgmt-storage 25.3: 2026-09-01; azure-mgmt-resource 26: 2025-04-01; -locks 1.0: 2020-05-01;
-  -subscriptions 1.0: 2022-12-01).
+  -subscriptions 1.0: 2022-12-01; azure-mgmt-hybridkubernetes 2.0.0: 2026-05-01).
 """
 from __future__ import annotations
 
@@ -46,6 +46,14 @@ API_VERSIONS: dict[str, tuple[str, ...]] = {
                                           "2023-05-01", "2024-01-01", "2025-01-01", "2025-06-01", "2025-08-01", "2026-04-01",
                                           "2026-06-01", "2026-09-01"),
 }
+# Every version tagged in specification/hybridkubernetes/resource-manager/Microsoft.Kubernetes/
+# HybridKubernetes/readme.md (stable/ and preview/); 2026-05-01 is azure-mgmt-hybridkubernetes 2.0.0's default.
+API_VERSIONS["microsoft.kubernetes/connectedclusters"] = (
+    "2020-01-01-preview", "2021-03-01", "2021-04-01-preview", "2021-10-01", "2022-05-01-preview",
+    "2022-10-01-preview", "2023-11-01-preview", "2024-01-01", "2024-02-01-preview", "2024-06-01-preview",
+    "2024-07-01-preview", "2024-07-15-preview", "2024-12-01-preview", "2025-08-01-preview", "2025-12-01-preview",
+    "2026-02-01-preview", "2026-05-01")
+API_VERSIONS["microsoft.kubernetes/locations/operationstatuses"] = API_VERSIONS["microsoft.kubernetes/connectedclusters"]
 API_VERSIONS["microsoft.storage/storageaccounts/blobservices"] = API_VERSIONS["microsoft.storage/storageaccounts"]
 API_VERSIONS["microsoft.storage/storageaccounts/blobservices/containers"] = API_VERSIONS["microsoft.storage/storageaccounts"]
 API_VERSIONS["microsoft.storage/checknameavailability"] = API_VERSIONS["microsoft.storage/storageaccounts"]
@@ -85,6 +93,22 @@ DEFAULT_SETTINGS = {
     "storage_provisioning_seconds": 1.0,
     # Retry-After the sandbox sends on its long-running operations
     "lro_retry_after_seconds": 1,
+    # Microsoft.Kubernetes/connectedClusters (sandbox/server/arm/arc.py): how long a create/replace and a
+    # delete stay in progress
+    "arc_provisioning_seconds": 1.0,
+    "arc_delete_seconds": 1.0,
+    # The Arc agents' heartbeat as the sandbox plays it (sandbox/kind/agent.py re-reports this often).
+    # The real agents' period is not documented; what is documented is the service's view of it below.
+    "arc_heartbeat_seconds": 2.0,
+    # No heartbeat for this long turns Connected into Offline. Azure: 15 minutes (900 s): "Offline: ...
+    # the service hasn't received any agent heartbeat for 15 minutes" (learn.microsoft.com/azure/azure-arc/
+    # kubernetes/conceptual-connectivity-modes, "Connectivity status").
+    "arc_offline_after_seconds": 6.0,
+    # No heartbeat for this long turns the resource Expired (terminal: reconnecting needs delete + connect).
+    # Azure: the cluster's managed identity certificate "has an expiration window of 90 days after it is
+    # issued" and the agents renew it from day 46 (same page and the Arc Kubernetes FAQ), so a cluster
+    # that stays away expires at most 90 days (7,776,000 s) after its last renewal.
+    "arc_expired_after_seconds": 15.0,
 }
 
 
@@ -100,6 +124,7 @@ class Context:
     entra_url: str = ""
     web_url: str = ""
     blob_url: str = ""
+    arcdp_url: str = ""
     locks: dict = field(default_factory=dict)
     lock_guard: threading.Lock = field(default_factory=threading.Lock)
 
@@ -323,7 +348,7 @@ def validate_tags(tags: Any) -> dict:
 
 def make_router(ctx: Context) -> Router:
     """Build the ARM router with authentication (and per-route api-version, RBAC, provider checks)."""
-    from . import authorization, metadata, msi, resources, storage
+    from . import arc, authorization, metadata, msi, resources, storage
 
     router = Router("arm")
 
@@ -354,6 +379,6 @@ def make_router(ctx: Context) -> Router:
                                "try again.")
 
     router.before.append(before)
-    for module in (metadata, resources, msi, authorization, storage):
+    for module in (metadata, resources, msi, authorization, storage, arc):
         module.register(router, ctx)
     return router

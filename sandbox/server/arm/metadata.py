@@ -10,7 +10,7 @@ from ..http import ApiError, Response
 
 
 def cloud(ctx) -> dict:
-    return {
+    body = {
         "name": "ArcwiSandbox",
         "portal": ctx.arm_url,
         "resourceManager": ctx.arm_url,
@@ -37,6 +37,12 @@ def cloud(ctx) -> dict:
         },
         "arcwiSandbox": {"blob": ctx.blob_url, "web": ctx.web_url},
     }
+    if ctx.arcdp_url:
+        # az connectedk8s (custom.py get_config_dp_endpoint) takes the Arc config data plane from
+        # dataplaneEndpoints.arcConfigEndpoint of the 2022-09-01 metadata when present, else it builds
+        # https://{location}.dp.kubernetesconfiguration.azure.com; no trailing slash (az appends "/...").
+        body["dataplaneEndpoints"] = {"arcConfigEndpoint": ctx.arcdp_url.rstrip("/")}
+    return body
 
 
 def register(router, ctx) -> None:

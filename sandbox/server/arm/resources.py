@@ -151,9 +151,10 @@ def register(router, ctx) -> None:
                            f"The scope '{rid}' cannot perform delete operation because following scope(s) are "
                            f"locked: '{', '.join(blocking)}'. Please remove the lock and try again.")
         # resources inside (and their hooks, e.g. principals of identities, Azurite accounts) go too
-        from . import msi, storage
+        from . import arc, msi, storage
         msi.on_scope_deleted(ctx, rid)
         storage.on_scope_deleted(ctx, rid)
+        arc.on_scope_deleted(ctx, rid)
         with ctx.store.tx() as db:
             ctx.store.delete(db, rid)
         return Response(202, headers={"Location": f"{ctx.arm_url.rstrip('/')}{ctx.sub_id}/operationresults/"
