@@ -25,8 +25,10 @@ CONFIG_MAP = "azure-clusterconfig"
 RELEASE = "azure-arc"
 RELEASE_NAMESPACE = "azure-arc-release"
 CHART_API_VERSION = "2019-11-01-preview"
-# connectedClusters names (Microsoft.Kubernetes spec): 1-63, alphanumerics, '-' and '_', alphanumeric at both ends
-CLUSTER_NAME = re.compile(r"^[a-zA-Z0-9]$|^[a-zA-Z0-9][-_a-zA-Z0-9]{0,61}[a-zA-Z0-9]$")
+# connectedClusters names: the spec sets no pattern (ResourceNameParameter NamePattern ""), so only ARM's
+# reserved characters are refused, and more than 63 characters (the length of a DNS label, which the
+# agents use the name in); stricter would refuse names Azure accepts.
+CLUSTER_NAME = re.compile(r"^[^<>%&:\\?/#*\s]{1,63}$")
 DISTRIBUTIONS = ("auto", "generic", "kind", "k3s", "k8s", "kubeadm", "microk8s", "minikube", "openshift",
                  "rancher_rke", "aks", "eks", "gke", "capz", "aks_hci", "aks_edge_k3s", "aks_edge_k8s", "tkg")
 INFRASTRUCTURES = ("auto", "generic", "azure", "aws", "gcp", "azure_stack_hci", "azure_stack_hub",
@@ -39,8 +41,8 @@ class ArcError(ArcwiError):
 
 def validate_cluster_name(name: str, field: str = "name") -> None:
     if not name or not CLUSTER_NAME.match(name):
-        raise ArcError(f"{field} '{name}' is invalid: a connected cluster name is 1-63 letters, digits, '-' or '_', "
-                       "starting and ending with a letter or digit")
+        raise ArcError(f"{field} '{name}' is invalid: a connected cluster name is 1-63 characters without "
+                       "whitespace or any of < > % & : \\ ? / # *")
 
 
 def agent_key_pair(key_size: int = 4096) -> tuple[str, str]:

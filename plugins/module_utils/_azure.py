@@ -631,6 +631,9 @@ class AzureModule:
     def warn(self, warning: str) -> None:
         self._module.warn(warning)
 
+    def run_command(self, args, **kwargs):
+        return self._module.run_command(args, **kwargs)
+
     # Azure
     @property
     def session(self) -> AzureSession:

@@ -21,7 +21,10 @@ description:
   - "Idempotent: the chart's ConfigMap C(azure-arc/azure-clusterconfig) names the resource group and name the
     cluster is connected as. Same names and the resource exists: nothing is generated or installed again
     (tags and the issuer/workload identity features are updated in place). Other names: the module fails.
-    ConfigMap without resource (a stale onboarding): the agents are removed and the cluster onboarded again."
+    ConfigMap without resource (a stale onboarding): the agents are removed and the cluster onboarded again.
+    A resource that never connected and whose cluster has no agents (an onboarding interrupted between the
+    resource and the release) is replaced with a new key; one that did connect belongs to another cluster
+    and the module fails."
   - O(oidc_issuer=true) makes Arc host the cluster's OIDC issuer (RV(connected_cluster.oidc_issuer_url); the
     apiserver must then be started with that issuer). It cannot be disabled once enabled.
   - O(state=absent) uninstalls the agents and deletes the resource.
@@ -273,8 +276,9 @@ except ImportError:
 else:
     K8S_IMPORT_ERROR = None
 
-# The connectedClusters api-version: the newest published one with oidcIssuerProfile and securityProfile.
-API_VERSION = "2024-12-01-preview"
+# The connectedClusters api-version: the newest stable one (azure-mgmt-hybridkubernetes 2.0.0's default); it has
+# oidcIssuerProfile and securityProfile, which PUT sets (PATCH has neither).
+API_VERSION = "2026-05-01"
 POLL_SECONDS = 2.0
 
 
@@ -462,12 +466,14 @@ def present(module, p, cluster: Cluster, helm: Helm, deadline: float) -> dict:
     oidc, wi = wanted_features(p, before)
     tags = desired_tags(before and before["tags"], p["tags"], p["purge_tags"])
 
-    if before is not None and config is None:
+    interrupted = (before is not None and config is None and before["connectivity_status"] == "Connecting"
+                   and not before["agent_version"])
+    if before is not None and config is None and not interrupted:
         raise arc.ArcError(f"connected cluster {p['name']} exists in resource group {p['resource_group']} but this "
                            f"cluster has no Arc agents (no ConfigMap {arc.CONFIG_NAMESPACE}/{arc.CONFIG_MAP}): "
                            "another cluster may be connected as it; delete it (state: absent) or choose another name")
 
-    if before is not None:
+    if before is not None and not interrupted:
         # connected as asked: update tags and features in place; no new key, no new release
         features = (oidc, wi) != (before["oidc_issuer_enabled"], before["workload_identity_enabled"])
         after = dict(before, tags=tags, oidc_issuer_enabled=oidc, workload_identity_enabled=wi)
@@ -491,14 +497,15 @@ def present(module, p, cluster: Cluster, helm: Helm, deadline: float) -> dict:
 
     if config is not None:
         actions.append(f"remove the stale agents (release {arc.RELEASE}: ConfigMap without resource)")
-    actions += [f"create connectedClusters/{p['name']}", f"install release {arc.RELEASE}"]
+    actions += [f"{'replace' if interrupted else 'create'} connectedClusters/{p['name']}",
+                f"install release {arc.RELEASE}"]
     predicted = {"id": None, "name": p["name"], "location": p["location"], "tags": tags, "principal_id": None,
                  "provisioning_state": "Succeeded", "connectivity_status": "Connected", "kubernetes_version": None,
                  "total_node_count": len(nodes), "agent_version": None, "distribution": distribution,
                  "infrastructure": infrastructure, "oidc_issuer_enabled": oidc, "oidc_issuer_url": None,
                  "workload_identity_enabled": wi}
     if module.check_mode:
-        return {"changed": True, "before": None, "after": predicted, "actions": actions, "providers": states}
+        return {"changed": True, "before": before, "after": predicted, "actions": actions, "providers": states}
 
     if config is not None:
         if helm.release_exists():
@@ -520,7 +527,7 @@ def present(module, p, cluster: Cluster, helm: Helm, deadline: float) -> dict:
     del private_key
     helm.install(chart, chart_version, values, max(1, int(deadline - time.monotonic())))
     after = wait_connected(hk, p["resource_group"], p["name"], deadline)
-    return {"changed": True, "before": None, "after": after, "actions": actions, "providers": states}
+    return {"changed": True, "before": before, "after": after, "actions": actions, "providers": states}
 
 
 def absent(module, p, cluster: Cluster, helm: Helm, deadline: float) -> dict:
