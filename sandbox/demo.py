@@ -161,11 +161,12 @@ def run(playbook_args: list[str]) -> int:
         return rc
 
     facts = next(iter(recorded["facts"].values()), {})
-    issuer = facts.get("oidc_issuer_url", "")
+    # the issuer the cluster signs with: the kind_cluster role's (the storage's, or Arc's in issuer_mode arc)
+    issuer = facts.get("kind_cluster_issuer_url") or facts.get("oidc_issuer_url", "")
     kids = list(facts.get("oidc_issuer_kids") or [])
     print(f"identity            client id {facts.get('identity_client_id')} "
           f"(principal {facts.get('identity_principal_id')}, tenant {facts.get('identity_tenant_id')})")
-    print(f"issuer URL (fact)   {issuer}")
+    print(f"issuer URL (fact)   {issuer}{'  (Arc-hosted)' if '/arc-oidc/' in issuer else ''}")
     ok = True
     try:
         discovery_url = issuer.rstrip("/") + "/.well-known/openid-configuration"
