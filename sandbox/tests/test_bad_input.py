@@ -209,6 +209,17 @@ CASES = {
                                                 service_account="workload", resource_group=w.rg,
                                                 identity=w.identity, exchange_timeout=-1),
                                ["exchange_timeout must be between 0 and 3600 seconds, got -1"]),
+    # Azure Arc (checked before the cluster, the providers or the resource are touched)
+    "arc-name-with-slash": (lambda w: module("arc_connect", name="a/b", resource_group=w.rg, location=LOCATION),
+                            ["name 'a/b' is invalid: a connected cluster name is 1-63 characters"]),
+    "arc-location-missing": (lambda w: module("arc_connect", name="arc-bad", resource_group=w.rg),
+                             ["location is required when state=present"]),
+    "arc-wait-timeout-zero": (lambda w: module("arc_connect", name="arc-bad", resource_group=w.rg, location=LOCATION,
+                                               wait_timeout=0),
+                              ["wait_timeout must be between 1 and 7200 seconds, got 0"]),
+    "arc-http-dataplane": (lambda w: module("arc_connect", name="arc-bad", resource_group=w.rg, location=LOCATION,
+                                            dataplane_endpoint="http://127.0.0.1:1/"),
+                           ["dataplane_endpoint must be an https URL"]),
 }
 
 
