@@ -583,6 +583,8 @@ def main() -> None:
         # az documents the two together; whether Azure refuses the webhook alone is not confirmed, so warn only
         module.warn("workload_identity without oidc_issuer: Arc's webhook injects tokens no Arc-hosted issuer vouches "
                     "for; with a self-hosted issuer this is intended, otherwise set oidc_issuer: true")
+    try:
+        validate(p)
         deadline = time.monotonic() + p["wait_timeout"]
         cluster = Cluster(p["kubeconfig"], p["context"])
         helm = Helm(module, p["helm_binary"], p["kubeconfig"], p["context"])
