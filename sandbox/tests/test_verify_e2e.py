@@ -31,11 +31,11 @@ PLAYBOOK = str(REPO / ".venv" / "bin" / "ansible-playbook")
 pytestmark = needs_binaries("etcd", "kube-apiserver", "kwok", "kubectl", "azure-wi-webhook", "helm")
 
 
-def _run(sandbox, playbook: str, variables: dict) -> dict:
+def _run(sandbox, playbook: str, variables: dict, *extra: str) -> dict:
     env = dict(os.environ, **sandbox.env, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
                ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json", ANSIBLE_NOCOLOR="1")
     argv = [PLAYBOOK, "-i", str(REPO / "inventories" / "sandbox"), "-e", json.dumps(variables),
-            str(REPO / "playbooks" / playbook)]
+            str(REPO / "playbooks" / playbook), *extra]
     run = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     try:
         out = json.loads(run.stdout)
