@@ -23,6 +23,11 @@ The same loop plays the Azure Arc agents for the chart sandbox/charts/azure-arc-
 cluster metadata, JWKS upload for the Arc-hosted issuer): see sandbox/kind/arc_agent.py. `info` shows
 its view under `arc` (resourceId, connected, lastReport, problem).
 
+The agent is also the control-plane node's kubelet for static pods (sandbox/kind/kubelet.py, in a
+thread of its own): it watches the manifests in the node's /etc/kubernetes/manifests and restarts
+kube-apiserver, kube-controller-manager, kube-scheduler or etcd when one changes (`docker cp`, see
+sandbox/bin/docker). `info` shows its view under `static_pods`.
+
 The webhook child stays in the agent's process group, so stopping the agent's group (what
 `kind delete cluster` does with `extra_pids`) stops both. Agent state: NAME/agent.json (written only by
 the agent); log: NAME/logs/arcwi-agent.log.
@@ -39,13 +44,14 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
 from pathlib import Path
 
 from .. import config as sandbox_config
-from . import arc_agent, cluster, webhook
+from . import arc_agent, cluster, kubelet, webhook
 
 PID_KEY = "arcwi-agent"  # key in cluster.json's extra_pids
 CONFIGMAP = "azure-wi-webhook-config"
@@ -87,13 +93,14 @@ def info(name: str) -> dict:
     running = bool(pid and cluster._alive(pid) and not cluster._zombie(pid))
     out = dict(agent, name=name, agent_pid=pid, agent_running=running,
                ca_bundle=base64.b64encode((cdir / "pki" / "ca.crt").read_bytes()).decode(),
-               kubeconfig=str(cdir / "admin.kubeconfig"), webhook=None, arc=None)
+               kubeconfig=str(cdir / "admin.kubeconfig"), webhook=None, arc=None, static_pods=None)
     path = cdir / "agent.json"
     if running and path.exists():
         try:
             written = json.loads(path.read_text())
             out["webhook"] = written.get("webhook")
             out["arc"] = written.get("arc")
+            out["static_pods"] = written.get("static_pods")
         except ValueError:
             pass
     return out
@@ -123,15 +130,31 @@ class Agent:
         self.retry_at = 0.0
         self.stopping = False
         self.arc = arc_agent.ArcAgents(self.state, _say)
+        self.kubelet = kubelet.Kubelet(name, _say) if self.state.get("static_pods") else None
+        self.write_lock = threading.Lock()
 
     def _write(self) -> None:
-        data = {"agent_pid": os.getpid(), "webhook": None, "arc": dict(self.arc.info)}
-        if self.proc and self.proc.poll() is None and self.current:
-            data["webhook"] = dict(self.current, pid=self.proc.pid, port=self.port,
-                                   url=self.state["agent"]["webhook_url"])
-        tmp = self.cdir / "agent.json.tmp"
-        tmp.write_text(json.dumps(data, indent=2))
-        tmp.replace(self.cdir / "agent.json")
+        with self.write_lock:
+            data = {"agent_pid": os.getpid(), "webhook": None, "arc": dict(self.arc.info),
+                    "static_pods": self.kubelet.view() if self.kubelet else None}
+            if self.proc and self.proc.poll() is None and self.current:
+                data["webhook"] = dict(self.current, pid=self.proc.pid, port=self.port,
+                                       url=self.state["agent"]["webhook_url"])
+            tmp = self.cdir / "agent.json.tmp"
+            tmp.write_text(json.dumps(data, indent=2))
+            tmp.replace(self.cdir / "agent.json")
+
+    def run_kubelet(self) -> None:
+        """The static pod loop (own thread: restarting the apiserver must not wait for the webhook loop)."""
+        while not self.stopping:
+            try:
+                if self.kubelet.step():
+                    self._write()
+            except Exception as exc:  # noqa: BLE001 - keep watching; the error is in the log
+                _say(f"kubelet: unexpected error: {exc!r}")
+            deadline = time.monotonic() + kubelet.CHECK_INTERVAL
+            while not self.stopping and time.monotonic() < deadline:
+                time.sleep(0.05)
 
     def stop_webhook(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -228,11 +251,18 @@ class Agent:
         signal.signal(signal.SIGINT, _term)
         _say(f"agent for cluster {self.name} (pid {os.getpid()}), webhook port {self.port}")
         self._write()
+        watcher = None
+        if self.kubelet is not None:
+            watcher = threading.Thread(target=self.run_kubelet, name="kubelet", daemon=True)
+            watcher.start()
         while not self.stopping:
             self.step()
             deadline = time.monotonic() + POLL
             while not self.stopping and time.monotonic() < deadline:
                 time.sleep(0.05)
+        if watcher is not None:
+            watcher.join(timeout=30)
+            self.kubelet.shutdown()
         self.stop_webhook()
         _say("agent stopped")
         return 0

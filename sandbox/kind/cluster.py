@@ -1,11 +1,16 @@
 """Create, list and delete stand-in kind clusters: etcd, kube-apiserver, kube-controller-manager,
 kube-scheduler and kwok as local processes on 127.0.0.1, configured the way kind + kubeadm would.
 
-State of cluster NAME: $ARCWI_SANDBOX_HOME/kind/NAME/ (cluster.json, pki/, etcd/, logs/, *.pid).
+State of cluster NAME: $ARCWI_SANDBOX_HOME/kind/NAME/ (cluster.json, pki/, etcd/, logs/, and
+nodes/NODE/rootfs/, the nodes' filesystems with the control plane's static pod manifests in
+/etc/kubernetes/manifests: sandbox/kind/node.py). The per-cluster agent restarts a component when its
+manifest changes (sandbox/kind/kubelet.py); sandbox/bin/docker copies files in and out of the nodes.
 Binaries: sandbox/go/build.py (built from the upstream Go modules, cached outside the repository).
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -23,7 +28,7 @@ import yaml
 
 from .. import config as sandbox_config
 from . import config as kindconfig
-from . import kubeadm, pki
+from . import kubeadm, node, pki
 
 KIND_VERSION = "v0.32.0"  # the kind release whose behaviour the stand-in follows (kubeadm v1beta4 from 1.36)
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
@@ -94,7 +99,8 @@ def _alive(pid: int) -> bool:
 
 # ---- flags ------------------------------------------------------------------------------------------
 def host_path(value: str, mounts: list, pki_dir: Path) -> str:
-    """A path inside the kind node -> where it is on this host (extraMounts, then the cluster's pki)."""
+    """A path inside the kind node -> where it is on this host (extraMounts, then the cluster's pki).
+    The short form of sandbox/kind/node.py's NodeFS.host_path, which `create` and the kubelet use."""
     for m in sorted(mounts, key=lambda m: -len(m.container_path)):
         cp = m.container_path.rstrip("/")
         if value == cp:
@@ -186,9 +192,9 @@ def create(name: str | None, config_text: str, image: str | None, kubeconfig: st
     ]
     cm_defaults = [
         ("allocate-node-cidrs", "true"), ("cluster-cidr", cc.get("networking", {}).get("podSubnet", "10.244.0.0/16")),
-        ("authentication-kubeconfig", str(cdir / "controller-manager.kubeconfig")),
-        ("authorization-kubeconfig", str(cdir / "controller-manager.kubeconfig")),
-        ("kubeconfig", str(cdir / "controller-manager.kubeconfig")),
+        ("authentication-kubeconfig", "/etc/kubernetes/controller-manager.conf"),
+        ("authorization-kubeconfig", "/etc/kubernetes/controller-manager.conf"),
+        ("kubeconfig", "/etc/kubernetes/controller-manager.conf"),
         ("bind-address", "127.0.0.1"), ("secure-port", str(ports["controller-manager"])),
         ("client-ca-file", "/etc/kubernetes/pki/ca.crt"), ("cluster-name", name),
         ("cluster-signing-cert-file", "/etc/kubernetes/pki/ca.crt"),
@@ -199,34 +205,54 @@ def create(name: str | None, config_text: str, image: str | None, kubeconfig: st
         ("use-service-account-credentials", "true"),
     ]
     scheduler_defaults = [
-        ("authentication-kubeconfig", str(cdir / "scheduler.kubeconfig")),
-        ("authorization-kubeconfig", str(cdir / "scheduler.kubeconfig")),
-        ("kubeconfig", str(cdir / "scheduler.kubeconfig")), ("bind-address", "127.0.0.1"),
+        ("authentication-kubeconfig", "/etc/kubernetes/scheduler.conf"),
+        ("authorization-kubeconfig", "/etc/kubernetes/scheduler.conf"),
+        ("kubeconfig", "/etc/kubernetes/scheduler.conf"), ("bind-address", "127.0.0.1"),
         ("secure-port", str(ports["scheduler"])), ("leader-elect", "false"),
     ]
-    mounts = control.extra_mounts
-    commands = {
-        "etcd": [bins["etcd"], "--name", f"{name}-control-plane", "--data-dir", str(cdir / "etcd"),
-                 "--listen-client-urls", f"http://127.0.0.1:{ports['etcd']}",
-                 "--advertise-client-urls", f"http://127.0.0.1:{ports['etcd']}",
-                 "--listen-peer-urls", f"http://127.0.0.1:{ports['etcd-peer']}",
-                 "--initial-advertise-peer-urls", f"http://127.0.0.1:{ports['etcd-peer']}",
-                 "--initial-cluster", f"{name}-control-plane=http://127.0.0.1:{ports['etcd-peer']}",
-                 "--quota-backend-bytes", str(512 * 1024 * 1024), "--log-level", "warn"],
-        "kube-apiserver": [bins["kube-apiserver"]] + render_flags(
-            kubeadm.merge_flags(apiserver_defaults, kubeadm.extra_args(cc, "apiServer")), mounts, pki_dir),
-        "kube-controller-manager": [bins["kube-controller-manager"]] + render_flags(
-            kubeadm.merge_flags(cm_defaults, kubeadm.extra_args(cc, "controllerManager")), mounts, pki_dir),
-        "kube-scheduler": [bins["kube-scheduler"]] + render_flags(
-            kubeadm.merge_flags(scheduler_defaults, kubeadm.extra_args(cc, "scheduler")), mounts, pki_dir),
-        "kwok": [bins["kwok"], "--kubeconfig", str(cdir / "admin.kubeconfig"),
-                 "--manage-all-nodes=false", "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-                 "--node-ip=127.0.0.1", f"--server-address=127.0.0.1:{ports['kwok']}"]
-                + [f"--config={f}" for f in kwok_stage_files(bins["kwok"])],
+    # the control plane as kubeadm leaves it: static pod manifests in the control-plane node's
+    # /etc/kubernetes/manifests (container paths); each process runs the manifest's command with the
+    # node's paths mapped to this host (sandbox/kind/node.py), as the watcher in the agent does later
+    nodes = _node_names(name, cluster.nodes)
+    cp_fs = node.NodeFS(cdir, next(n for n in nodes if n["role"] == "control-plane"))
+    for n in nodes:
+        node.NodeFS(cdir, n).prepare()
+    etcd_pairs = [("advertise-client-urls", f"http://127.0.0.1:{ports['etcd']}"), ("data-dir", "/var/lib/etcd"),
+                  ("initial-advertise-peer-urls", f"http://127.0.0.1:{ports['etcd-peer']}"),
+                  ("initial-cluster", f"{name}-control-plane=http://127.0.0.1:{ports['etcd-peer']}"),
+                  ("listen-client-urls", f"http://127.0.0.1:{ports['etcd']}"),
+                  ("listen-peer-urls", f"http://127.0.0.1:{ports['etcd-peer']}"), ("log-level", "warn"),
+                  ("name", f"{name}-control-plane"), ("quota-backend-bytes", str(512 * 1024 * 1024))]
+    def _command(binary, pairs):
+        # kubeadm writes the flags sorted by name (a stable sort: repeated v1beta4 flags keep their order)
+        return [binary] + [f"--{n}={v}" for n, v in sorted(pairs, key=lambda p: p[0])]
+
+    container_commands = {
+        "etcd": _command("etcd", etcd_pairs),
+        "kube-apiserver": _command("kube-apiserver", kubeadm.merge_flags(
+            apiserver_defaults, kubeadm.extra_args(cc, "apiServer"))),
+        "kube-controller-manager": _command("kube-controller-manager", kubeadm.merge_flags(
+            cm_defaults, kubeadm.extra_args(cc, "controllerManager"))),
+        "kube-scheduler": _command("kube-scheduler", kubeadm.merge_flags(
+            scheduler_defaults, kubeadm.extra_args(cc, "scheduler"))),
     }
+    images = {c: f"registry.k8s.io/{c}:{k8s_version}" for c in ("kube-apiserver", "kube-controller-manager",
+                                                                 "kube-scheduler")}
+    images["etcd"] = "registry.k8s.io/etcd:%s-0" % Path(bins["etcd"]).parent.name.split("-v", 1)[-1]
+    manifests = {c: node.manifest(c, container_commands[c], images[c], ports) for c in node.STATIC_PODS}
+    static_bins = {c: bins[c] for c in node.STATIC_PODS}
+    commands = {c: node.host_command(container_commands[c], static_bins, cp_fs) for c in node.STATIC_PODS}
+    commands["kwok"] = (
+        [bins["kwok"], "--kubeconfig", str(cdir / "admin.kubeconfig"),
+         "--manage-all-nodes=false", "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+         "--node-ip=127.0.0.1", f"--server-address=127.0.0.1:{ports['kwok']}"]
+        + [f"--config={f}" for f in kwok_stage_files(bins["kwok"])])
+    manifest_digests = node.write_manifests(cp_fs, manifests)
     state = {"name": name, "kind_version": KIND_VERSION, "image": control.image, "kubeadm_api_version": api_version,
              "ports": ports, "server": server, "notes": notes, "commands": commands,
-             "nodes": _node_names(name, cluster.nodes), "pids": {}, "created": time.time()}
+             "nodes": nodes, "pids": {}, "created": time.time(), "binaries": static_bins,
+             "static_pods": {c: {"manifest": f"{node.MANIFEST_DIR}/{c}.yaml", "digest": manifest_digests[c]}
+                             for c in node.STATIC_PODS}}
     _save(cdir, state)
     started = time.monotonic()
     try:
@@ -245,7 +271,8 @@ def create(name: str | None, config_text: str, image: str | None, kubeconfig: st
             shutil.rmtree(cdir, ignore_errors=True)
         raise
     state["ready_after_s"] = round(time.monotonic() - started, 2)
-    _save(cdir, state)
+    with locked_state(name) as current:  # the agent runs by now
+        current["ready_after_s"] = state["ready_after_s"]
     write_kubeconfig(name, kubeconfig)
     for note in notes:
         log(f" ! {note}")
@@ -261,14 +288,30 @@ def _node_names(name: str, nodes) -> list[dict]:
         else:
             wk += 1
             node = f"{name}-worker" + ("" if wk == 1 else str(wk))
-        out.append({"name": node, "role": n.role, "labels": n.labels})
+        out.append({"name": node, "role": n.role, "labels": n.labels, "image": n.image,
+                    "extraMounts": [{"containerPath": m.container_path, "hostPath": m.host_path,
+                                     "readOnly": m.read_only} for m in n.extra_mounts]})
     return out
 
 
 def _save(cdir: Path, state: dict) -> None:
-    tmp = cdir / "cluster.json.tmp"
+    tmp = cdir / f"cluster.json.{os.getpid()}.tmp"
     tmp.write_text(json.dumps(state, indent=2))
     tmp.replace(cdir / "cluster.json")
+
+
+@contextlib.contextmanager
+def locked_state(name: str):
+    """Read-modify-write of cluster.json under a lock (the agent's kubelet updates pids while others read)."""
+    cdir = cluster_dir(name)
+    with open(cdir / "cluster.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            state = json.loads((cdir / "cluster.json").read_text())
+            yield state
+            _save(cdir, state)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def load_state(name: str) -> dict:
@@ -437,6 +480,11 @@ def _stop_all(cdir: Path, state: dict) -> None:
                 os.killpg(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+    # the agent's kubelet may have restarted static pods (new pids): read them now that it has stopped
+    try:
+        state = dict(state, pids=json.loads((cdir / "cluster.json").read_text()).get("pids") or {})
+    except (OSError, ValueError):
+        pass
     for component in reversed(COMPONENTS):
         pid = state.get("pids", {}).get(component)
         if pid and _alive(pid):
