@@ -15,7 +15,7 @@ description:
   - The diagnostics compare a cluster's tokens against this list.
   - Without O(identity) and O(resource_group), searches every user-assigned identity of the subscription
     the caller can read, for example for the FICs that still trust an issuer before it is deleted
-    (a deleted issuer whose URL someone else registers again would be trusted by them: dangling issuer).
+    (a deleted issuer whose URL someone else registers again would be trusted by them, the dangling issuer).
 author:
   - arcwi maintainers (!UNKNOWN)
 options:
