@@ -56,6 +56,19 @@ except ImportError:
 else:
     AZURE_IMPORT_ERROR = None
 
+# azure-mgmt-resource: resource groups and providers (several modules). 23.x has the client at the package
+# root, later versions in the resources subpackage.
+try:
+    try:
+        from azure.mgmt.resource.resources import ResourceManagementClient  # pylint: disable=unused-import  # re-exported for the modules
+    except ImportError:
+        from azure.mgmt.resource import ResourceManagementClient  # pylint: disable=unused-import
+except ImportError:
+    RESOURCE_IMPORT_ERROR = traceback.format_exc()
+    ResourceManagementClient = None
+else:
+    RESOURCE_IMPORT_ERROR = None
+
 # The packages AzureModule checks before anything else (pip name -> import error or None).
 CORE_LIBRARIES = {"azure-core and azure-identity": AZURE_IMPORT_ERROR}
 

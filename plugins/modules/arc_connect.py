@@ -226,11 +226,13 @@ import tempfile
 import time
 
 from ansible.module_utils.basic import env_fallback
-from ansible.module_utils.common.text.converters import to_text
 from ansible_collections.arcwi.workload_identity.plugins.module_utils import _arc as arc
+from ansible_collections.arcwi.workload_identity.plugins.module_utils import _k8s
 from ansible_collections.arcwi.workload_identity.plugins.module_utils._azure import (
+    RESOURCE_IMPORT_ERROR,
     ArmRetryPolicy,
     AzureModule,
+    ResourceManagementClient,
     state_spec,
     tags_spec,
 )
@@ -251,30 +253,12 @@ else:
     HK_IMPORT_ERROR = None
 
 try:
-    try:
-        from azure.mgmt.resource.resources import ResourceManagementClient
-    except ImportError:
-        from azure.mgmt.resource import ResourceManagementClient
     from azure.core import PipelineClient
     from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
     from azure.core.pipeline.policies import BearerTokenCredentialPolicy, HeadersPolicy, UserAgentPolicy
     from azure.core.rest import HttpRequest
 except ImportError:
-    import traceback
-
-    RESOURCE_IMPORT_ERROR = traceback.format_exc()
-else:
-    RESOURCE_IMPORT_ERROR = None
-
-try:
-    from kubernetes import client as k8s_client, config as k8s_config
-    from kubernetes.client.rest import ApiException
-except ImportError:
-    import traceback
-
-    K8S_IMPORT_ERROR = traceback.format_exc()
-else:
-    K8S_IMPORT_ERROR = None
+    pass  # AzureModule reports the missing azure-core
 
 # The connectedClusters api-version: the newest stable one (azure-mgmt-hybridkubernetes 2.0.0's default); it has
 # oidcIssuerProfile and securityProfile, which PUT sets (PATCH has neither).
@@ -286,16 +270,12 @@ class Cluster:
     """The Kubernetes side: checks, the Arc ConfigMap, the agents' namespaces."""
 
     def __init__(self, kubeconfig, context):
-        try:
-            self.api = k8s_config.new_client_from_config(config_file=kubeconfig, context=context)
-        except Exception as exc:  # config errors come as several types
-            raise arc.ArcError(f"cannot load the kubeconfig ({kubeconfig or '~/.kube/config'}, context "
-                               f"{context or 'current'}): {exc}") from exc
-        self.core = k8s_client.CoreV1Api(self.api)
+        self.api = _k8s.api_client(kubeconfig, context)
+        self.core = _k8s.k8s_client.CoreV1Api(self.api)
 
     def version(self) -> dict:
         try:
-            info = k8s_client.VersionApi(self.api).get_code()
+            info = _k8s.k8s_client.VersionApi(self.api).get_code()
         except Exception as exc:
             raise arc.ArcError(f"cannot reach the cluster's apiserver: {exc}") from exc
         return self.api.sanitize_for_serialization(info)
@@ -304,16 +284,16 @@ class Cluster:
         return self.api.sanitize_for_serialization(self.core.list_node())["items"]
 
     def may_create_clusterrolebindings(self) -> bool:
-        review = k8s_client.V1SelfSubjectAccessReview(spec=k8s_client.V1SelfSubjectAccessReviewSpec(
-            resource_attributes=k8s_client.V1ResourceAttributes(
+        review = _k8s.k8s_client.V1SelfSubjectAccessReview(spec=_k8s.k8s_client.V1SelfSubjectAccessReviewSpec(
+            resource_attributes=_k8s.k8s_client.V1ResourceAttributes(
                 verb="create", group="rbac.authorization.k8s.io", resource="clusterrolebindings")))
-        answer = k8s_client.AuthorizationV1Api(self.api).create_self_subject_access_review(review)
+        answer = _k8s.k8s_client.AuthorizationV1Api(self.api).create_self_subject_access_review(review)
         return bool(answer.status.allowed)
 
     def cluster_config(self) -> dict | None:
         try:
             cm = self.core.read_namespaced_config_map(arc.CONFIG_MAP, arc.CONFIG_NAMESPACE)
-        except ApiException as exc:
+        except _k8s.ApiException as exc:
             if exc.status == 404:
                 return None
             raise
@@ -323,7 +303,7 @@ class Cluster:
         while True:
             try:
                 self.core.read_namespace(namespace)
-            except ApiException as exc:
+            except _k8s.ApiException as exc:
                 if exc.status == 404:
                     return
                 raise
@@ -575,7 +555,7 @@ def main() -> None:
             **state_spec(),
         ),
         libraries={"azure-mgmt-hybridkubernetes": HK_IMPORT_ERROR, "azure-mgmt-resource": RESOURCE_IMPORT_ERROR,
-                   "kubernetes": K8S_IMPORT_ERROR},
+                   "kubernetes": _k8s.K8S_IMPORT_ERROR},
         supports_check_mode=True,
     )
     p = module.params
@@ -590,8 +570,8 @@ def main() -> None:
         helm = Helm(module, p["helm_binary"], p["kubeconfig"], p["context"])
         result = (present if p["state"] == "present" else absent)(module, p, cluster, helm, deadline)
     except Exception as exc:  # pylint: disable=broad-exception-caught
-        if K8S_IMPORT_ERROR is None and isinstance(exc, ApiException):
-            module.fail_json(msg=f"Kubernetes API: HTTP {exc.status} {exc.reason}: {to_text(exc.body)[:500]}")
+        if isinstance(exc, _k8s.ApiException):
+            module.fail_json(msg=_k8s.api_error_message(exc))
         if RESOURCE_IMPORT_ERROR is None and isinstance(exc, HttpResponseError) and not isinstance(exc, ArcwiError):
             code = getattr(exc.error, "code", None)
             module.fail_json(msg=f"Azure: HTTP {exc.status_code} {code}: {getattr(exc.error, 'message', exc)}",

@@ -76,27 +76,19 @@ resource_group:
       sample: {}
 """
 
-from ansible_collections.arcwi.workload_identity.plugins.module_utils._azure import AzureModule, state_spec, tags_spec
+from ansible_collections.arcwi.workload_identity.plugins.module_utils._azure import (
+    RESOURCE_IMPORT_ERROR,
+    AzureModule,
+    ResourceManagementClient,
+    state_spec,
+    tags_spec,
+)
 from ansible_collections.arcwi.workload_identity.plugins.module_utils._identity import (
     ResourceGroupService,
     ValidationError,
     ensure_resource_group,
     validate_resource_group_name,
 )
-
-try:
-    from azure.mgmt.resource.resources import ResourceManagementClient
-except ImportError:
-    try:
-        from azure.mgmt.resource import ResourceManagementClient
-    except ImportError:
-        import traceback
-
-        RESOURCE_IMPORT_ERROR = traceback.format_exc()
-    else:
-        RESOURCE_IMPORT_ERROR = None
-else:
-    RESOURCE_IMPORT_ERROR = None
 
 
 def main() -> None:

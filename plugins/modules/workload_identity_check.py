@@ -256,8 +256,11 @@ import time
 from ansible.module_utils.urls import open_url
 from ansible.module_utils.common.text.converters import to_text
 from ansible_collections.arcwi.workload_identity.plugins.module_utils import _wicheck as wic
+from ansible_collections.arcwi.workload_identity.plugins.module_utils import _k8s
 from ansible_collections.arcwi.workload_identity.plugins.module_utils._azure import (
+    RESOURCE_IMPORT_ERROR,
     AzureModule,
+    ResourceManagementClient,
     arm_client,
     authority_for,
     credential_spec,
@@ -285,27 +288,9 @@ else:
     MSI_IMPORT_ERROR = None
 
 try:
-    try:
-        from azure.mgmt.resource.resources import ResourceManagementClient
-    except ImportError:
-        from azure.mgmt.resource import ResourceManagementClient
     from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 except ImportError:
-    import traceback
-
-    RESOURCE_IMPORT_ERROR = traceback.format_exc()
-else:
-    RESOURCE_IMPORT_ERROR = None
-
-try:
-    from kubernetes import client as k8s_client, config as k8s_config
-    from kubernetes.client.rest import ApiException
-except ImportError:
-    import traceback
-
-    K8S_IMPORT_ERROR = traceback.format_exc()
-else:
-    K8S_IMPORT_ERROR = None
+    pass  # AzureModule reports the missing azure-core
 
 WEBHOOK_NAME = "mutation.azure-workload-identity.io"
 # Entra's answers while a federated credential it does not know yet propagates
@@ -332,29 +317,20 @@ class Cluster:
     """The reads and the TokenRequest, through the kubernetes client."""
 
     def __init__(self, kubeconfig: str | None, context: str | None):
-        self.api = k8s_config.new_client_from_config(config_file=kubeconfig, context=context)
-        self.core = k8s_client.CoreV1Api(self.api)
+        self.api = _k8s.api_client(kubeconfig, context)
+        self.core = _k8s.k8s_client.CoreV1Api(self.api)
 
     def raw(self, path: str):
-        """GET a non-resource path (the apiserver's own discovery document and JWKS) as JSON."""
-        if not hasattr(self.api, "param_serialize"):  # kubernetes < 35: the older generated client
-            return self.api.call_api(path, "GET", auth_settings=["BearerToken"], response_type="object",
-                                     _return_http_data_only=True)
-        request = self.api.param_serialize("GET", path, auth_settings=["BearerToken"])
-        response = self.api.call_api(request[0], request[1], header_params=request[2])
-        response.read()
-        if not 200 <= response.status < 300:
-            raise ApiException(http_resp=response)
-        return json.loads(response.data)
+        return _k8s.raw_get(self.api, path)
 
     def webhook_registered(self) -> bool:
-        configs = k8s_client.AdmissionregistrationV1Api(self.api).list_mutating_webhook_configuration()
+        configs = _k8s.k8s_client.AdmissionregistrationV1Api(self.api).list_mutating_webhook_configuration()
         return any(w.name == WEBHOOK_NAME for c in configs.items for w in (c.webhooks or []))
 
     def service_account(self, namespace: str, name: str):
         try:
             return self.api.sanitize_for_serialization(self.core.read_namespaced_service_account(name, namespace))
-        except ApiException as exc:
+        except _k8s.ApiException as exc:
             if exc.status == 404:
                 return None
             raise
@@ -365,8 +341,8 @@ class Cluster:
                 and not (p.get("metadata") or {}).get("deletionTimestamp")]
 
     def token(self, namespace: str, name: str, audience: str) -> str:
-        body = k8s_client.AuthenticationV1TokenRequest(
-            spec=k8s_client.V1TokenRequestSpec(audiences=[audience], expiration_seconds=3600))
+        body = _k8s.k8s_client.AuthenticationV1TokenRequest(
+            spec=_k8s.k8s_client.V1TokenRequestSpec(audiences=[audience], expiration_seconds=3600))
         return self.core.create_namespaced_service_account_token(name, namespace, body).status.token
 
 
@@ -468,7 +444,7 @@ def main() -> None:
             fail_on_error=dict(type="bool", default=True),
         ),
         libraries={"azure-mgmt-msi": MSI_IMPORT_ERROR, "azure-mgmt-resource": RESOURCE_IMPORT_ERROR,
-                   "kubernetes": K8S_IMPORT_ERROR},
+                   "kubernetes": _k8s.K8S_IMPORT_ERROR},
         supports_check_mode=True,
     )
     p = module.params
@@ -545,9 +521,8 @@ def main() -> None:
     except Exception as exc:  # pylint: disable=broad-exception-caught
         if isinstance(exc, ArcwiError):
             module.fail_from(exc, findings=findings)
-        if K8S_IMPORT_ERROR is None and isinstance(exc, ApiException):
-            module.fail_json(msg=f"Kubernetes API: HTTP {exc.status} {exc.reason}: {to_text(exc.body)[:500]}",
-                             findings=findings)
+        if isinstance(exc, _k8s.ApiException):
+            module.fail_json(msg=_k8s.api_error_message(exc), findings=findings)
         module.fail_from(exc, findings=findings)
     finish(module, findings, result)
 
