@@ -341,7 +341,7 @@ def test_an_existing_cluster_gets_the_steps_and_only_checks(sandbox, site, tmp_p
                   + [f"--service-account-key-file={pki}/sa.pub", f"--service-account-signing-key-file={pki}/sa.key"])
     edit_manifest(node, "kube-controller-manager", tmp_path,
                   set_flag("service-account-private-key-file", f"{pki}/sa.key"))
-    time.sleep(5)
+    # no sleep: the play polls the served keys and a new token's kid (rotate_existing_retries x 5 s)
     last = _run(sandbox, "rotate_keys.yml", dict(existing, rotate_existing_retries=12))
     assert last["rc"] == 0, last["text"]
     state = json.loads(record.read_text())
