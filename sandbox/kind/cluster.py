@@ -13,6 +13,7 @@ import contextlib
 import fcntl
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -75,10 +76,50 @@ def kwok_stage_files(kwok_binary: str) -> list[str]:
     return files
 
 
+# Ports for cluster components come from below the kernel's ephemeral range: a port the kernel hands out
+# for bind(0) is also what it hands out as the source port of outbound connections, so a port found free
+# that way can be taken by any client connection before the component binds it (seen in CI: the
+# scheduler's "bind: address already in use"). Ports handed out are reserved for a while in a file under
+# the kind root (with a lock), so concurrent `kind create` runs never pick the same one.
+PORT_RANGE = (20000, 32000)
+PORT_RESERVATION_SECONDS = 600
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    low, high = PORT_RANGE
+    eph_low, eph_high = _ephemeral_range()
+    root().mkdir(parents=True, exist_ok=True)
+    reservations = root() / ".ports"
+    with open(root() / ".ports.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        now = time.time()
+        held: dict[int, float] = {}
+        if reservations.exists():
+            for line in reservations.read_text().splitlines():
+                with contextlib.suppress(ValueError):
+                    port, stamp = line.split()
+                    if now - float(stamp) < PORT_RESERVATION_SECONDS:
+                        held[int(port)] = float(stamp)
+        candidates = [p for p in range(low, high) if not eph_low <= p <= eph_high and p not in held]
+        random.shuffle(candidates)
+        for port in candidates:
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            held[port] = now
+            reservations.write_text("".join(f"{p} {t}\n" for p, t in sorted(held.items())))
+            return port
+    raise KindError(f"no free port on 127.0.0.1 in {low}-{high}")
 
 
 def list_clusters() -> list[str]:

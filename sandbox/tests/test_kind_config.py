@@ -115,3 +115,20 @@ def test_extra_mounts_map_container_paths_to_host_paths(tmp_path):
     assert host_path("/keys/sa.key", mounts, tmp_path) == "/home/me/keys/sa.key"
     assert render_flags([("service-account-key-file", "/keys/sa.pub"), ("secure-port", "6443")], mounts,
                         tmp_path) == ["--service-account-key-file=/home/me/keys/sa.pub", "--secure-port=6443"]
+
+
+# ---- ports for the components -----------------------------------------------------------------------------
+def test_component_ports_avoid_the_ephemeral_range_and_are_never_handed_out_twice(tmp_path, monkeypatch):
+    """A port found by bind(0) comes from the kernel's ephemeral range, the same range outbound
+    connections take their source port from: CI once saw the scheduler fail with "bind: address already
+    in use" on such a port. Ports come from below that range and are reserved across processes."""
+    from sandbox.kind import cluster as kind_cluster
+
+    monkeypatch.setenv("ARCWI_SANDBOX_HOME", str(tmp_path))
+    low, high = kind_cluster._ephemeral_range()
+    ports = [kind_cluster.free_port() for _ in range(200)]
+    assert len(set(ports)) == len(ports)
+    assert all(not low <= p <= high for p in ports)
+    assert all(kind_cluster.PORT_RANGE[0] <= p < kind_cluster.PORT_RANGE[1] for p in ports)
+    reserved = {int(line.split()[0]) for line in (tmp_path / "kind" / ".ports").read_text().splitlines()}
+    assert set(ports) <= reserved
