@@ -211,6 +211,28 @@ def fic_headroom_findings(fics: list, limit: int = 20) -> list:
     return []
 
 
+def dangling_issuer_findings(probes: list) -> list:
+    """FICs whose issuer no longer serves its discovery document. probes: [{fic, issuer, kind, error}],
+    kind one of unresolvable (the host name does not resolve), gone (the server answers 4xx) or
+    unreachable (refused, timed out, 5xx). A deleted storage account's name can be registered again by
+    anyone, who could then publish documents this identity trusts: the credential should go."""
+    out = []
+    what = {"unresolvable": "its host name does not resolve",
+            "gone": "its discovery document is gone",
+            "unreachable": "its discovery document cannot be fetched"}
+    for probe in probes:
+        if probe.get("kind") not in what:
+            continue
+        out.append(finding(
+            "dangling_issuer", "warning",
+            f"federated credential {probe['fic']} trusts issuer {probe['issuer']!r}, but {what[probe['kind']]} "
+            f"({probe.get('error')}): whoever registers that name again (a deleted storage account's name is "
+            "free for anyone) can publish keys this identity would trust",
+            {"fic": probe["fic"], "issuer": probe["issuer"], "kind": probe["kind"], "error": probe.get("error")},
+            "delete the federated credential if its cluster is gone, or publish the issuer again"))
+    return out
+
+
 # --------------------------------------------------------------------------------------------------
 # the issuer
 

@@ -67,6 +67,13 @@ options:
         matches the token yet (propagation after it was written). 0 tries once.
     type: int
     default: 120
+  check_other_issuers:
+    description:
+      - Fetch the discovery document of every other issuer the identity's federated credentials trust,
+        anonymously, and report those that no longer resolve or serve it (V(dangling_issuer)); a
+        deleted issuer's name can be registered again by someone else.
+    type: bool
+    default: true
   probe_read:
     description: With the exchanged token, list the subscription's resource groups (needs Reader).
     type: bool
@@ -150,7 +157,7 @@ findings:
       description: >-
         Stable identifier, for example V(pod_not_mutated), V(sa_client_id_mismatch), V(fic_issuer_mismatch),
         V(fic_subject_mismatch), V(fic_audience_mismatch), V(kid_not_published), V(issuer_unreachable),
-        V(exchange_failed), V(write_allowed).
+        V(exchange_failed), V(write_allowed), V(dangling_issuer).
       type: str
     severity:
       description: V(error) (blocks the exchange or breaks the expected access), V(warning) or V(info).
@@ -250,8 +257,10 @@ import json
 import os
 import re
 import shutil
+import socket
 import tempfile
 import time
+from urllib.error import HTTPError, URLError
 
 from ansible.module_utils.urls import open_url
 from ansible.module_utils.common.text.converters import to_text
@@ -354,6 +363,22 @@ def fetch_json(url: str) -> dict:
         return json.loads(to_text(resp.read()))
 
 
+def probe_issuer(fic: dict) -> dict:
+    """What fetching a FIC's discovery document anonymously gives: kind ok, unresolvable, gone, unreachable."""
+    issuer = fic["issuer"]
+    out = {"fic": fic["name"], "issuer": issuer, "kind": "ok", "error": None}
+    try:
+        fetch_json(issuer.rstrip("/") + "/.well-known/openid-configuration")
+    except HTTPError as exc:
+        out.update(kind="gone" if 400 <= exc.code < 500 else "unreachable", error=f"HTTP {exc.code}")
+    except URLError as exc:
+        reason = exc.reason
+        out.update(kind="unresolvable" if isinstance(reason, socket.gaierror) else "unreachable", error=str(reason))
+    except Exception as exc:  # pylint: disable=broad-exception-caught
+        out.update(kind="unreachable", error=f"{type(exc).__name__}: {exc}")
+    return out
+
+
 def exchange(token: str, tenant: str, client_id: str, authority: str, scope: str, timeout: int, predicted_ok: bool):
     """WorkloadIdentityCredential on a 0600 token file; retries while a matching FIC propagates.
     Returns (credential or None, result dict)."""
@@ -438,6 +463,7 @@ def main() -> None:
             audience=dict(type="str"),
             exchange=dict(type="bool", default=True),
             exchange_timeout=dict(type="int", default=120),
+            check_other_issuers=dict(type="bool", default=True),
             probe_read=dict(type="bool", default=False),
             probe_write=dict(type="bool", default=False),
             write_probe_resource_group=dict(type="str", default="arcwi-verify-write-probe"),
@@ -498,6 +524,9 @@ def main() -> None:
         findings += wic.issuer_findings(iss, cluster.raw("/.well-known/openid-configuration"), published,
                                         published_error, published_jwks, cluster.raw("/openid/v1/jwks"),
                                         header.get("kid"))
+        if p["check_other_issuers"]:
+            others = [f for f in fics if f["issuer"] != iss]
+            findings += wic.dangling_issuer_findings([probe_issuer(f) for f in others])
         if p["exchange"] and identity is not None:
             session = module.session
             env = injected or {}

@@ -76,12 +76,12 @@ def _fic(sandbox, site):
                                                              name)
 
 
-def _put_fic(msi, site, name, issuer, subject):
+def _put_fic(msi, site, name, issuer, subject, audience="api://AzureADTokenExchange"):
     from azure.mgmt.msi.models import FederatedIdentityCredential
 
     msi.federated_identity_credentials.create_or_update(
         site["identity_resource_group"], site["identity_name"], name,
-        FederatedIdentityCredential(issuer=issuer, subject=subject, audiences=["api://AzureADTokenExchange"]))
+        FederatedIdentityCredential(issuer=issuer, subject=subject, audiences=[audience]))
 
 
 def _check(result: dict) -> dict:
@@ -170,3 +170,96 @@ def test_a_pod_template_without_the_label_is_reported_not_mutated(sandbox, site)
     finally:
         subprocess.run(kubectl + ["delete", "deployment", "unlabelled", "--wait=true"], capture_output=True,
                        timeout=120, check=False)
+
+
+# ---- one broken setup per finding (the ones above: 700213, 700211, pod_not_mutated) --------------------
+def _finding(result: dict, fid: str) -> dict:
+    check = result["failed"] or _check(result)
+    found = [f for f in check["findings"] if f["id"] == fid]
+    assert found, f"no {fid} finding in {[f['id'] for f in check['findings']]}"
+    return found[0]
+
+
+def test_a_subject_that_differs_in_case_is_named_aadsts7002138(sandbox, site):
+    msi, name, fic = _fic(sandbox, site)
+    _put_fic(msi, site, name, fic.issuer, "system:serviceaccount:NEG:app")
+    try:
+        result = _run(sandbox, "verify.yml", site)
+        assert result["rc"] != 0
+        found = _finding(result, "fic_subject_mismatch")
+        assert found["message"].startswith("AADSTS7002138") and "case" in found["message"]
+        assert result["failed"]["predicted_code"] == "AADSTS7002138"
+    finally:
+        _put_fic(msi, site, name, fic.issuer, fic.subject)
+
+
+def test_a_credential_with_another_audience_is_named_aadsts700212(sandbox, site):
+    msi, name, fic = _fic(sandbox, site)
+    _put_fic(msi, site, name, fic.issuer, fic.subject, audience="api://SomethingElse")
+    try:
+        result = _run(sandbox, "verify.yml", site)
+        assert result["rc"] != 0
+        found = _finding(result, "fic_audience_mismatch")
+        assert "api://AzureADTokenExchange" in found["message"] and "api://SomethingElse" in found["message"]
+        assert result["failed"]["predicted_code"] == "AADSTS700212"
+    finally:
+        _put_fic(msi, site, name, fic.issuer, fic.subject)
+
+
+def test_no_credential_at_all_is_named_aadsts70021(sandbox, site):
+    msi, name, fic = _fic(sandbox, site)
+    msi.federated_identity_credentials.delete(site["identity_resource_group"], site["identity_name"], name)
+    try:
+        result = _run(sandbox, "verify.yml", dict(site, verify_expect_write_refused=False))
+        assert result["rc"] != 0
+        assert _finding(result, "fic_none")["message"].startswith("AADSTS70021")
+        assert result["failed"]["exchange"]["code"] == "AADSTS70021"
+    finally:
+        _put_fic(msi, site, name, fic.issuer, fic.subject)
+    _passes(sandbox, site)
+
+
+def test_a_service_account_annotated_with_another_client_id_is_named(sandbox, site):
+    kubectl = [binary_paths()["kubectl"], "--kubeconfig", site["kind_cluster_kubeconfig"], "--context",
+               f"kind-{site['kind_cluster_name']}", "-n", "neg"]
+    key = "azure.workload.identity/client-id"
+    original = json.loads(subprocess.run(kubectl + ["get", "serviceaccount", "app", "-o", "json"], check=True,
+                                         capture_output=True, text=True, timeout=60).stdout)["metadata"]["annotations"][key]
+    wrong = "00000000-0000-0000-0000-000000000001"
+    subprocess.run(kubectl + ["annotate", "serviceaccount", "app", f"{key}={wrong}", "--overwrite"], check=True,
+                   capture_output=True, timeout=60)
+    try:
+        result = _run(sandbox, "verify.yml", site)
+        assert result["rc"] != 0
+        found = _finding(result, "sa_client_id_mismatch")
+        assert wrong in found["message"] and original in found["message"]
+    finally:
+        subprocess.run(kubectl + ["annotate", "serviceaccount", "app", f"{key}={original}", "--overwrite"],
+                       check=True, capture_output=True, timeout=60)
+
+
+def test_a_missing_service_account_and_a_missing_identity_are_named(sandbox, site):
+    result = _run(sandbox, "verify.yml", dict(site, workload_identity_service_account="ghost"))
+    assert result["rc"] != 0
+    assert "neg/ghost does not exist" in _finding(result, "service_account_missing")["message"]
+    result = _run(sandbox, "verify.yml", dict(site, identity_name="id-ghost"))
+    assert result["rc"] != 0
+    assert "managed identity id-ghost does not exist" in _finding(result, "identity_missing")["message"]
+
+
+def test_a_credential_whose_issuer_is_gone_is_reported_as_dangling_without_failing(sandbox, site):
+    """Another cluster's FIC whose issuer storage account was deleted (Azurite answers 404 for it): the
+    exchange still works, so it is a warning, naming the FIC and the issuer."""
+    msi, _, fic = _fic(sandbox, site)
+    gone = sandbox.env["ARCWI_SANDBOX_BLOB"].rstrip("/") + "/deletedacct0001/oidc/"
+    _put_fic(msi, site, "old-cluster", gone, fic.subject)
+    try:
+        result = _run(sandbox, "verify.yml", site)
+        assert result["rc"] == 0, result["text"]
+        found = _finding(result, "dangling_issuer")
+        assert found["severity"] == "warning"
+        assert found["evidence"] == {"fic": "old-cluster", "issuer": gone, "kind": "gone", "error": "HTTP 404"}
+        assert "old-cluster" in found["message"] and "delete the federated credential" in found["fix"]
+    finally:
+        msi.federated_identity_credentials.delete(site["identity_resource_group"], site["identity_name"],
+                                                  "old-cluster")

@@ -210,3 +210,25 @@ def test_aadsts_code_and_summary():
     assert ok == "workload identity OK"
     bad = wic.summary([wic.finding("a", "error", "first"), wic.finding("b", "warning", "w")])
     assert bad == "1 problem(s) block the token exchange: first"
+
+
+# ---- dangling issuers ---------------------------------------------------------------------------------
+def test_dangling_issuers_are_warnings_naming_the_credential_the_issuer_and_what_failed():
+    probes = [
+        {"fic": "live", "issuer": ISS, "kind": "ok", "error": None},
+        {"fic": "old-cluster", "issuer": "https://stgone.blob.core.windows.net/oidc/", "kind": "unresolvable",
+         "error": "[Errno -2] Name or service not known"},
+        {"fic": "emptied", "issuer": "https://stempty.blob.core.windows.net/oidc/", "kind": "gone",
+         "error": "HTTP 404"},
+    ]
+    found = wic.dangling_issuer_findings(probes)
+    assert [(f["id"], f["severity"], f["evidence"]["fic"]) for f in found] == [
+        ("dangling_issuer", "warning", "old-cluster"), ("dangling_issuer", "warning", "emptied")]
+    assert "does not resolve" in found[0]["message"] and "stgone" in found[0]["message"]
+    assert "discovery document is gone" in found[1]["message"]
+    assert all("delete the federated credential" in f["fix"] for f in found)
+
+
+def test_no_dangling_finding_when_every_other_issuer_serves_its_document():
+    assert wic.dangling_issuer_findings([{"fic": "a", "issuer": ISS, "kind": "ok", "error": None}]) == []
+    assert wic.dangling_issuer_findings([]) == []
