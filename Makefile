@@ -78,6 +78,7 @@ lint: setup
 
 bench: sandbox-up
 	$(PY) bench/sandbox_arm.py
+	$(PY) bench/fleet.py --clusters 10 50 --forks 10
 
 clean: sandbox-down
 	rm -rf tests/output .pytest_cache
