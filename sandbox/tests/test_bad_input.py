@@ -131,6 +131,23 @@ def identity_role(w: World, **variables) -> list:
     return role("identity", **{**defaults, **variables})
 
 
+def wi_role(w: World, **variables) -> list:
+    # everything valid but the variable under test; the kubeconfig does not exist (never reached)
+    defaults = {"workload_identity_tenant_id": "72f988bf-86f1-41af-91ab-2d7cd011db47",
+                "workload_identity_client_id": "00000000-0000-0000-0000-00000000c11d",
+                "workload_identity_issuer": ISSUER, "workload_identity_identity_resource_group": w.rg,
+                "workload_identity_identity_name": w.identity,
+                "workload_identity_kubeconfig": str(w.tmp / "no-such-kubeconfig")}
+    return role("workload_identity", **{**defaults, **variables})
+
+
+def kind_role(w: World, **variables) -> list:
+    defaults = {"kind_cluster_issuer": ISSUER, "kind_cluster_signing_key": str(w.tmp / "sa.key"),
+                "kind_cluster_public_key": str(w.tmp / "sa.pub"), "kind_cluster_arc_enabled": False,
+                "kind_cluster_kind_binary": str(w.tmp / "no-such-kind")}
+    return role("kind_cluster", **{**defaults, **variables})
+
+
 OTHER_SUBSCRIPTION = "/subscriptions/00000000-0000-0000-0000-000000000000"
 
 CASES = {
@@ -209,6 +226,26 @@ CASES = {
                                                 service_account="workload", resource_group=w.rg,
                                                 identity=w.identity, exchange_timeout=-1),
                                ["exchange_timeout must be between 0 and 3600 seconds, got -1"]),
+    # the workload_identity role (before the webhook release, the namespace or the FIC)
+    "wi-namespace-in-role": (lambda w: wi_role(w, workload_identity_namespace="Demo_NS"),
+                             ['workload_identity_namespace "Demo_NS" is invalid', "DNS-1123 label"]),
+    "wi-service-account-in-role": (lambda w: wi_role(w, workload_identity_service_account="-sa"),
+                                   ['workload_identity_service_account "-sa" is invalid', "DNS-1123 subdomain"]),
+    "wi-token-expiration-in-role": (lambda w: wi_role(w, workload_identity_token_expiration=3599),
+                                    ["workload_identity_token_expiration 3599 is out of bounds", "3600-86400"]),
+    "wi-http-issuer-in-role": (lambda w: wi_role(w, workload_identity_issuer="http://issuer.example.invalid/oidc/"),
+                               ['workload_identity_issuer "http://issuer.example.invalid/oidc/" is invalid']),
+    "wi-helm-values-not-a-dict": (lambda w: wi_role(w, workload_identity_webhook_values=["azureTenantID", "x"]),
+                                  ["workload_identity_webhook_values", "dict"]),
+    # a kubeconfig that does not exist, with no context (the current one): named before any Azure write
+    "wi-kubeconfig-missing": (lambda w: wi_role(w, workload_identity_webhook_values={}),
+                              ["{tmp}/no-such-kubeconfig"]),
+    # the kind_cluster role (before kind, the kind config or the cluster)
+    "kind-cluster-name-in-role": (lambda w: kind_role(w, kind_cluster_name="Bad_Cluster"),
+                                  ['kind_cluster_name "Bad_Cluster" is invalid']),
+    # fleets
+    "identity-shards-in-role": (lambda w: identity_role(w, identity_shards=101),
+                                ["identity_shards 101 is invalid", "0 to 100"]),
     # Azure Arc (checked before the cluster, the providers or the resource are touched)
     "arc-name-with-slash": (lambda w: module("arc_connect", name="a/b", resource_group=w.rg, location=LOCATION),
                             ["name 'a/b' is invalid: a connected cluster name is 1-63 characters"]),
