@@ -141,6 +141,12 @@ def make_router(ctx, app, bootstrap) -> Router:
         return Response(201, {"client_id": app_id, "object_id": object_id, "secret": secret,
                               "tenant_id": ctx.ident.tenant_id})
 
+    @router.route("GET", "/principals/{oid}/actions")
+    def principal_actions(request):
+        """The ARM actions this principal was granted and refused since the sandbox started."""
+        seen = core.ACTIONS_SEEN.get(request.params["oid"], {"granted": set(), "refused": set()})
+        return Response(200, {"granted": sorted(seen["granted"]), "refused": sorted(seen["refused"])})
+
     @router.route("POST", "/arc/agent-report")
     def arc_agent_report(request):
         """The Arc agents' heartbeat (sandbox/kind/agent.py): cluster metadata and the cluster's JWKS,
@@ -154,6 +160,7 @@ def make_router(ctx, app, bootstrap) -> Router:
             for table in ("resources", "principals", "requests", "kv"):
                 db.execute(f"DELETE FROM {table}")
         core.BUCKETS.clear()
+        core.ACTIONS_SEEN.clear()
         app.faults.clear()
         from . import entra
         entra.clear_caches()  # fetched issuer metadata (discovery documents, JWKS)

@@ -218,3 +218,22 @@ def test_lock_level_validated_and_reader_cannot_lock(sandbox, resource_group, un
         rlocks.management_locks.create_or_update_at_resource_group_level(resource_group, "mine",
                                                                          {"level": "CanNotDelete"})
     assert err.value.status_code == 403
+
+
+# ---- provider registration needs the provider's own action -------------------------------------------------
+def test_registering_a_provider_needs_its_own_register_action(sandbox, auth, unique):
+    """learn.microsoft.com/azure/role-based-access-control/permissions: "Microsoft.Kubernetes/register/action
+    - Registers Subscription with Microsoft.Kubernetes resource provider"; resource-providers-and-types:
+    registering needs "the /register/action operation for the resource provider"."""
+    role_name = f"register-kubernetes-{unique}"
+    auth.role_definitions.create_or_update(sandbox.sub_scope, str(uuid.uuid4()), {
+        "role_name": role_name, "role_type": "CustomRole", "assignable_scopes": [sandbox.sub_scope],
+        "permissions": [{"actions": ["Microsoft.Resources/subscriptions/read", "Microsoft.Kubernetes/register/action"]}]})
+    operator = sandbox.principal(roles=[{"role": role_name}], name=f"registrar-{unique}")
+    providers = sandbox.client(ResourceManagementClient,
+                               credential=sandbox.credential(operator["client_id"], operator["secret"])).providers
+    assert providers.register("Microsoft.Kubernetes").namespace == "Microsoft.Kubernetes"
+    with pytest.raises(HttpResponseError) as refused:
+        providers.register("Microsoft.ExtendedLocation")
+    assert refused.value.status_code == 403 and refused.value.error.code == "AuthorizationFailed"
+    assert "'Microsoft.ExtendedLocation/register/action'" in refused.value.error.message

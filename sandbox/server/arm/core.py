@@ -195,6 +195,11 @@ def scope_applies(assignment_scope: str, scope: str) -> bool:
     return s == a or s.startswith(a + "/") or a == ""
 
 
+# The actions each principal was granted and refused since the sandbox started (admin API
+# /principals/{oid}/actions): what proves a custom role is enough, and that each of its actions is used.
+ACTIONS_SEEN: dict[str, dict[str, set]] = {}
+
+
 def authorize(ctx: Context, request: Request, action: str, scope: str | None = None) -> None:
     """ARM's authorization: some role assignment at the scope or a parent must grant the action."""
     from . import authorization  # late import: authorization registers the role data
@@ -208,7 +213,9 @@ def authorize(ctx: Context, request: Request, action: str, scope: str | None = N
             continue
         definition = authorization.role_definition(ctx, props["roleDefinitionId"])
         if definition and permits(definition["properties"]["permissions"], action):
+            ACTIONS_SEEN.setdefault(oid, {"granted": set(), "refused": set()})["granted"].add(action)
             return
+    ACTIONS_SEEN.setdefault(oid, {"granted": set(), "refused": set()})["refused"].add(action)
     raise ApiError(403, "AuthorizationFailed",
                    f"The client '{oid}' with object id '{oid}' does not have authorization to perform action "
                    f"'{action}' over scope '{scope}' or the scope is invalid. If access was recently granted, "
@@ -364,7 +371,7 @@ def make_router(ctx: Context) -> Router:
             check_api_version(request, opts["api"])
         if opts.get("provider"):
             require_provider(ctx, opts["provider"])
-        action = opts.get("action")
+        action = opts["action"](request) if callable(opts.get("action")) else opts.get("action")
         if action:
             scope = opts["scope"](request) if callable(opts.get("scope")) else None
             authorize(ctx, request, action, scope)

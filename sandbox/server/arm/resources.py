@@ -213,7 +213,12 @@ def register(router, ctx) -> None:
     router.add("GET", sub + "/providers", list_providers, action="Microsoft.Resources/subscriptions/read", **popts)
     router.add("GET", sub + "/providers/{ns}", lambda r: (settle(r), get_provider(r))[1],
                action="Microsoft.Resources/subscriptions/read", **popts)
+    # Registering needs the provider's own action: "{namespace}/register/action" (learn.microsoft.com
+    # azure/role-based-access-control/permissions, e.g. "Microsoft.Kubernetes/register/action: Registers
+    # Subscription with Microsoft.Kubernetes resource provider"; azure-resource-manager/management/
+    # resource-providers-and-types: "you must have permission to do the /register/action operation for
+    # the resource provider").
     router.add("POST", sub + "/providers/{ns}/register", register_provider,
-               action="Microsoft.Resources/subscriptions/providers/register/action", **popts)
+               action=lambda r: f"{core._canonical_provider(r.params['ns'])}/register/action", **popts)
     router.add("POST", sub + "/providers/{ns}/unregister", unregister_provider,
-               action="Microsoft.Resources/subscriptions/providers/unregister/action", **popts)
+               action=lambda r: f"{core._canonical_provider(r.params['ns'])}/unregister/action", **popts)
