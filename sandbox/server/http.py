@@ -181,6 +181,8 @@ def _handler_class(router: Router, app: App):
                         self.connection.shutdown(socket.SHUT_RDWR)
                     except OSError:
                         pass
+                    if app.log:  # in the request log too (status 0), as what a client saw
+                        app.log(router.name, request, status, (time.monotonic() - request.started) * 1000.0)
                     return
                 response = injected or router.dispatch(request)
             except ApiError as err:

@@ -238,9 +238,12 @@ def test_fault_injection_is_reproducible_and_logged(sandbox, resource_group):
 
 def test_dropped_connection_fault(sandbox, resource_group):
     path = f"{sandbox.sub_scope}/resourcegroups/{resource_group}"
+    mark = sandbox.mark()
     with sandbox.faults([{"service": "arm", "path": resource_group, "rate": 1, "kind": "drop"}]):
         with pytest.raises(requests.exceptions.ConnectionError):
             sandbox.raw("GET", path, api_version=RG_API)
+    # the request log keeps what the client saw: no status
+    assert [(r["fault"], r["status"]) for r in sandbox.requests_since(mark, "arm")] == [("drop", 0)]
 
 
 def test_sdk_retries_injected_faults(sandbox, resource_group):
