@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.stamp-$(shell cat requirements-dev.txt requirements.txt constraints.txt | sha256sum | cut -c1-12)
 NODE_STAMP := sandbox/node_modules/.stamp-$(shell sha256sum sandbox/package-lock.json | cut -c1-12)
 
-.PHONY: setup sandbox-up sandbox-down sandbox-reset sandbox-status demo test test-sanity test-unit test-sandbox lint bench clean
+.PHONY: setup sandbox-up sandbox-down sandbox-reset sandbox-status demo test test-sanity test-unit test-sandbox docs lint bench clean
 
 setup: $(STAMP) $(NODE_STAMP) .cache/collections/ansible_collections/arcwi/workload_identity sandbox-k8s-build
 	@echo "setup: done"
@@ -72,6 +72,9 @@ test-unit: setup
 
 test-sandbox: setup
 	$(PY) tests/run_all.py sandbox
+
+docs: setup
+	$(PY) tests/run_all.py docs
 
 lint: setup
 	$(VENV)/bin/ansible-lint --profile production

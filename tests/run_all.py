@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Run the collection's test stages: sanity, unit, sandbox, integration, molecule.
+"""Run the collection's test stages: sanity, docs, unit, sandbox, integration, molecule.
 
-Usage (from `make test`): .venv/bin/python tests/run_all.py [sanity|unit|sandbox|integration|molecule ...]
+Usage (from `make test`): .venv/bin/python tests/run_all.py [sanity|docs|unit|sandbox|integration|molecule ...]
 No argument runs all of them, in that order. Prints one summary line per stage and exits non-zero if any
 failed.
 
@@ -15,6 +15,9 @@ unit     pytest on tests/unit with `ansible_collections.arcwi.workload_identity`
          SDKs already pinned in .venv: no per-run venv built from PyPI, so it works offline after
          `make setup` and takes seconds. The tests are still laid out for `ansible-test units`.
 sandbox  pytest on sandbox/tests (the tests start the sandbox themselves through a fixture).
+docs     antsibull-docs: `lint-collection-docs --plugin-docs` on a copy of the collection (module and
+         role documentation, argument specs, references), then the collection's RST docs built into
+         .cache/docs (`make docs` runs this stage); antsibull-changelog lint on changelogs/.
 integration
          The integration targets under tests/integration/targets against the sandbox: every target whose
          aliases say `sandbox`, plus those that say `offline` (jwks_generate: no Azure at all). It runs
@@ -59,7 +62,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 NAMESPACE = "arcwi"
 NAME = "workload_identity"
-STAGES = ("sanity", "unit", "sandbox", "integration")
+STAGES = ("sanity", "docs", "unit", "sandbox", "integration")
 
 # What goes into the collection tree that ansible-test sees (mirrors galaxy.yml's build_ignore the other
 # way round: only collection content, never sandbox/, bench/, .ci/, Makefile, virtualenvs or caches).
@@ -344,7 +347,35 @@ def stage_integration(tmp: Path) -> int:
             log(f"integration: {(down.stdout + down.stderr).strip()} (this stage started it)")
 
 
-RUNNERS = {"sanity": stage_sanity, "unit": stage_unit, "sandbox": stage_sandbox, "integration": stage_integration}
+def stage_docs(tmp: Path) -> int:
+    collection = build_collection_copy(tmp / "docs")
+    env = dict(os.environ)
+    # antsibull-docs runs ansible-doc / ansible-galaxy: this venv's, against the copy only
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env["ANSIBLE_COLLECTIONS_PATH"] = str(tmp / "docs")
+    out = ROOT / ".cache" / "docs"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    for cmd, cwd in (([bin_path("antsibull-docs"), "lint-collection-docs", "--plugin-docs", "."], collection),
+                     ([bin_path("antsibull-docs"), "collection", "--use-current", "--squash-hierarchy",
+                       "--dest-dir", str(out), f"{NAMESPACE}.{NAME}"], tmp),
+                     ([bin_path("antsibull-changelog"), "lint"], ROOT)):
+        rc = run(cmd, cwd, env)
+        if rc:
+            return rc
+    built = {p.name for p in out.glob("*.rst")}
+    # a role whose argument_specs.yml does not parse is skipped silently by antsibull-docs: every module
+    # and every role must have its page
+    expected = {"index.rst"} | {f"{m.stem}_module.rst" for m in (ROOT / "plugins" / "modules").glob("*.py")
+                                if not m.name.startswith("_")} | \
+               {f"{r.name}_role.rst" for r in (ROOT / "roles").iterdir() if (r / "meta" / "argument_specs.yml").exists()}
+    missing = sorted(expected - built)
+    log(f"docs: {len(built)} RST pages in {out}" + (f"; missing: {', '.join(missing)}" if missing else ""))
+    return 1 if missing else 0
+
+
+RUNNERS = {"sanity": stage_sanity, "docs": stage_docs, "unit": stage_unit, "sandbox": stage_sandbox,
+           "integration": stage_integration}
 
 
 # ---- molecule stage (self-contained; appended to STAGES and RUNNERS at its end) -----------------
@@ -387,7 +418,7 @@ RUNNERS["molecule"] = stage_molecule
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("stages", nargs="*", metavar="STAGE",
-                        help="sanity, unit, sandbox, integration and/or molecule (default: all, in that order)")
+                        help="sanity, docs, unit, sandbox, integration and/or molecule (default: all, in that order)")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.stages) - set(STAGES))
     if unknown:
