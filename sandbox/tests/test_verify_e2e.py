@@ -263,3 +263,113 @@ def test_a_credential_whose_issuer_is_gone_is_reported_as_dangling_without_faili
     finally:
         msi.federated_identity_credentials.delete(site["identity_resource_group"], site["identity_name"],
                                                   "old-cluster")
+
+
+# ---- the issuer's published documents and the webhook -------------------------------------------------
+class _Issuer:
+    """The issuer's documents in the sandbox's Azurite (path-style URL: /<account>/<container>/), changed
+    and put back by the tests below."""
+
+    DISCOVERY, JWKS = ".well-known/openid-configuration", "openid/v1/jwks"
+
+    def __init__(self, sandbox, site):
+        from urllib.parse import urlsplit
+
+        from azure.mgmt.storage import StorageManagementClient
+        from azure.storage.blob import BlobServiceClient
+
+        _, _, fic = _fic(sandbox, site)
+        self.issuer = fic.issuer
+        url = urlsplit(fic.issuer)
+        account, container = url.path.strip("/").split("/")[:2]
+        keys = sandbox.client(StorageManagementClient).storage_accounts.list_keys(site["identity_resource_group"], account)
+        service = BlobServiceClient(f"{url.scheme}://{url.netloc}/{account}",
+                                    credential={"account_name": account, "account_key": keys["keys"][0]["value"]})
+        self.container = service.get_container_client(container)
+        self.saved = {name: self.container.download_blob(name).readall() for name in (self.DISCOVERY, self.JWKS)}
+
+    def put(self, name: str, document) -> None:
+        from azure.storage.blob import ContentSettings
+
+        data = document if isinstance(document, bytes) else json.dumps(document).encode()
+        self.container.upload_blob(name, data, overwrite=True,
+                                   content_settings=ContentSettings(content_type="application/json"))
+
+    def restore(self) -> None:
+        for name, data in self.saved.items():
+            self.put(name, data)
+
+
+def test_a_discovery_document_that_cannot_be_fetched_is_named_aadsts90061(sandbox, site):
+    issuer = _Issuer(sandbox, site)
+    issuer.container.delete_blob(issuer.DISCOVERY)
+    try:
+        result = _run(sandbox, "verify.yml", site)
+        assert result["rc"] != 0
+        found = _finding(result, "issuer_unreachable")
+        assert found["message"].startswith("AADSTS90061") and issuer.issuer in found["message"]
+    finally:
+        issuer.restore()
+
+
+def test_a_published_issuer_other_than_the_tokens_is_named_with_both(sandbox, site):
+    issuer = _Issuer(sandbox, site)
+    document = json.loads(issuer.saved[issuer.DISCOVERY])
+    issuer.put(issuer.DISCOVERY, dict(document, issuer=issuer.issuer.rstrip("/")))
+    try:
+        result = _run(sandbox, "verify.yml", site)
+        assert result["rc"] != 0
+        found = _finding(result, "published_issuer_mismatch")
+        assert f"'{issuer.issuer.rstrip('/')}'" in found["message"] and f"'{issuer.issuer}'" in found["message"]
+        assert "trailing slash" in found["message"]
+    finally:
+        issuer.restore()
+
+
+def test_a_signing_key_missing_from_the_published_jwks_is_named(sandbox, site):
+    issuer = _Issuer(sandbox, site)
+    jwks = json.loads(issuer.saved[issuer.JWKS])
+    kids = [k["kid"] for k in jwks["keys"]]
+    issuer.put(issuer.JWKS, {"keys": [dict(jwks["keys"][0], kid="not-the-signing-key")]})
+    try:
+        result = _run(sandbox, "verify.yml", site)
+        assert result["rc"] != 0
+        found = _finding(result, "kid_not_published")
+        assert kids[0] in found["message"] and "not-the-signing-key" in found["message"]
+    finally:
+        issuer.restore()
+
+
+def test_an_extra_published_key_is_a_warning_named_jwks_drift(sandbox, site):
+    issuer = _Issuer(sandbox, site)
+    jwks = json.loads(issuer.saved[issuer.JWKS])
+    issuer.put(issuer.JWKS, {"keys": jwks["keys"] + [dict(jwks["keys"][0], kid="retired-key")]})
+    try:
+        result = _run(sandbox, "verify.yml", site)
+        assert result["rc"] == 0, result["text"]
+        found = _finding(result, "jwks_drift")
+        assert found["severity"] == "warning" and "extra ['retired-key']" in found["message"]
+    finally:
+        issuer.restore()
+
+
+def test_a_cluster_without_the_webhook_is_named(sandbox, site):
+    kubectl = [binary_paths()["kubectl"], "--kubeconfig", site["kind_cluster_kubeconfig"], "--context",
+               f"kind-{site['kind_cluster_name']}"]
+    configs = json.loads(subprocess.run(kubectl + ["get", "mutatingwebhookconfigurations", "-o", "json"], check=True,
+                                        capture_output=True, text=True, timeout=60).stdout)["items"]
+    mine = [c for c in configs if any(w["name"] == "mutation.azure-workload-identity.io" for w in c.get("webhooks", []))]
+    assert len(mine) == 1
+    saved = mine[0]
+    for key in ("resourceVersion", "uid", "creationTimestamp", "generation", "managedFields"):
+        saved["metadata"].pop(key, None)
+    subprocess.run(kubectl + ["delete", "mutatingwebhookconfiguration", saved["metadata"]["name"]], check=True,
+                   capture_output=True, timeout=60)
+    try:
+        result = _run(sandbox, "verify.yml", site)
+        assert result["rc"] != 0
+        assert "mutation.azure-workload-identity.io" in _finding(result, "webhook_missing")["message"]
+    finally:
+        subprocess.run(kubectl + ["create", "-f", "-"], input=json.dumps(saved), text=True, check=True,
+                       capture_output=True, timeout=60)
+    _passes(sandbox, site)
