@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import uuid
 
 import pytest
 
@@ -372,4 +373,79 @@ def test_a_cluster_without_the_webhook_is_named(sandbox, site):
     finally:
         subprocess.run(kubectl + ["create", "-f", "-"], input=json.dumps(saved), text=True, check=True,
                        capture_output=True, timeout=60)
+    _passes(sandbox, site)
+
+
+# ---- the ServiceAccount, the pods, the identity's credentials and rights ------------------------------
+def _kubectl(site) -> list:
+    return [binary_paths()["kubectl"], "--kubeconfig", site["kind_cluster_kubeconfig"], "--context",
+            f"kind-{site['kind_cluster_name']}", "-n", "neg"]
+
+
+def test_missing_client_id_and_wrong_tenant_annotations_are_named(sandbox, site):
+    kubectl = _kubectl(site)
+    sa = json.loads(subprocess.run(kubectl + ["get", "serviceaccount", "app", "-o", "json"], check=True,
+                                   capture_output=True, text=True, timeout=60).stdout)
+    annotations = sa["metadata"]["annotations"]
+    client_id = annotations["azure.workload.identity/client-id"]
+    tenant_id = annotations["azure.workload.identity/tenant-id"]
+    wrong_tenant = "00000000-0000-0000-0000-0000000000aa"
+    subprocess.run(kubectl + ["annotate", "serviceaccount", "app", "azure.workload.identity/client-id-",
+                              f"azure.workload.identity/tenant-id={wrong_tenant}", "--overwrite"],
+                   check=True, capture_output=True, timeout=60)
+    try:
+        result = _run(sandbox, "verify.yml", site)
+        assert result["rc"] != 0
+        assert "has no azure.workload.identity/client-id annotation" in _finding(result, "sa_client_id_missing")["message"]
+        found = _finding(result, "sa_tenant_id_mismatch")
+        assert wrong_tenant in found["message"] and tenant_id in found["message"]
+    finally:
+        subprocess.run(kubectl + ["annotate", "serviceaccount", "app", f"azure.workload.identity/client-id={client_id}",
+                                  f"azure.workload.identity/tenant-id={tenant_id}", "--overwrite"],
+                       check=True, capture_output=True, timeout=60)
+
+
+def test_a_service_account_without_pods_is_a_warning(sandbox, site):
+    kubectl = _kubectl(site)
+    subprocess.run(kubectl + ["create", "serviceaccount", "idle"], check=True, capture_output=True, timeout=60)
+    try:
+        result = _run(sandbox, "verify.yml", dict(site, workload_identity_service_account="idle"))
+        found = _finding(result, "no_pod")
+        assert found["severity"] == "warning" and "ServiceAccount idle" in found["message"]
+    finally:
+        subprocess.run(kubectl + ["delete", "serviceaccount", "idle"], capture_output=True, timeout=60, check=False)
+
+
+def test_an_identity_close_to_twenty_credentials_is_a_warning(sandbox, site):
+    msi, _, fic = _fic(sandbox, site)
+    extra = [f"other-{i:02d}" for i in range(18)]  # 19 with the workload's own: 1 left
+    with sandbox.settings(throttle_enabled=False, fic_write_seconds=0):
+        for name in extra:
+            _put_fic(msi, site, name, f"https://127.0.0.1:1/{name}/", fic.subject)  # loopback: nothing leaves
+    try:
+        result = _run(sandbox, "verify.yml", dict(site, verify_check_other_issuers=False))
+        found = _finding(result, "fic_headroom")
+        assert found["evidence"] == {"count": 19, "limit": 20}
+    finally:
+        with sandbox.settings(throttle_enabled=False, fic_write_seconds=0):
+            for name in extra:
+                msi.federated_identity_credentials.delete(site["identity_resource_group"], site["identity_name"], name)
+
+
+def test_an_identity_that_can_write_is_named(sandbox, site):
+    from azure.mgmt.authorization import AuthorizationManagementClient
+
+    msi, _, _ = _fic(sandbox, site)
+    principal = msi.user_assigned_identities.get(site["identity_resource_group"], site["identity_name"]).principal_id
+    auth = sandbox.client(AuthorizationManagementClient)
+    contributor = next(auth.role_definitions.list(sandbox.sub_scope, filter="roleName eq 'Contributor'")).id
+    name = str(uuid.uuid4())
+    auth.role_assignments.create(sandbox.sub_scope, name, {"role_definition_id": contributor, "principal_id": principal,
+                                                            "principal_type": "ServicePrincipal"})
+    try:
+        result = _run(sandbox, "verify.yml", site)
+        assert result["rc"] != 0
+        assert _finding(result, "write_allowed")["severity"] == "error"
+    finally:
+        auth.role_assignments.delete(sandbox.sub_scope, name)
     _passes(sandbox, site)
