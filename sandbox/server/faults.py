@@ -1,7 +1,8 @@
 """Fault injection for the sandbox endpoints, driven by the admin API.
 
 A rule: {"service": "arm"|"entra"|"web"|"blob"|"*", "method": regex, "path": regex, "rate": 0..1,
-"kind": "429"|"500"|"503"|"drop"|"latency", "retry_after": seconds, "latency_ms": ms, "count": max hits}.
+"kind": "429"|"500"|"503"|"drop"|"latency", "retry_after": seconds, "latency_ms": ms, "count": max hits,
+"skip": matching requests let through before the rule applies (so "skip": 11, "count": 1 is the 12th)}.
 Decisions come from a seeded RNG, so a fault sequence is reproducible for a given seed and request order.
 """
 from __future__ import annotations
@@ -41,6 +42,8 @@ class Faults:
                 "retry_after": int(rule.get("retry_after", 1)),
                 "latency_ms": int(rule.get("latency_ms", 0)),
                 "count": rule.get("count"),
+                "skip": int(rule.get("skip", 0)),
+                "_skipped": 0,
                 "_method": re.compile(rule.get("method", ".*"), re.IGNORECASE),
                 "_path": re.compile(rule.get("path", ".*"), re.IGNORECASE),
                 "hits": 0,
@@ -65,6 +68,9 @@ class Faults:
                 if not rule["_method"].fullmatch(method) or not rule["_path"].search(path):
                     continue
                 if rule["count"] is not None and rule["hits"] >= int(rule["count"]):
+                    continue
+                if rule["_skipped"] < rule["skip"]:
+                    rule["_skipped"] += 1
                     continue
                 if self.rng.random() < rule["rate"]:
                     rule["hits"] += 1

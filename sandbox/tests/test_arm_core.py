@@ -258,6 +258,15 @@ def test_sdk_retries_injected_faults(sandbox, resource_group):
     assert statuses == [503, 429, 200]
 
 
+def test_a_fault_can_skip_requests_to_hit_exactly_the_nth(sandbox, resource_group):
+    path = f"{sandbox.sub_scope}/resourcegroups/{resource_group}"
+    mark = sandbox.mark()
+    with sandbox.faults([{"service": "arm", "path": resource_group, "rate": 1, "kind": "503", "skip": 2, "count": 1}]):
+        statuses = [sandbox.raw("GET", path, api_version=RG_API).status_code for _ in range(4)]
+    assert statuses == [200, 200, 503, 200]
+    assert [r["fault"] for r in sandbox.requests_since(mark, "arm")] == [None, None, "503", None]
+
+
 def test_admin_rejects_bad_settings_and_faults(sandbox):
     with pytest.raises(urllib.error.HTTPError) as err:
         sandbox.admin("PATCH", "/settings", {"no_such_setting": 1})
