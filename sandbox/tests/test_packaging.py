@@ -34,7 +34,8 @@ def _galaxy(*args: str, cwd: Path, env: dict) -> subprocess.CompletedProcess:
 def test_built_artifact_installs_and_runs_its_playbooks_by_fqcn(sandbox, tmp_path):
     version = yaml.safe_load((REPO / "galaxy.yml").read_text())["version"]
     # outside the checkout: no ansible.cfg, no collections path pointing back at the repository
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    # (nor a PYTHONPATH: tests/run_all.py puts a link to the checkout on it, which ansible also searches)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_") and k != "PYTHONPATH"}
     env.update(sandbox.env, ANSIBLE_COLLECTIONS_PATH=str(tmp_path / "collections"), ANSIBLE_NOCOLOR="1",
                ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"), ANSIBLE_HOME=str(tmp_path / "home"))
     _galaxy("collection", "build", str(REPO), "--output-path", str(tmp_path / "dist"), cwd=tmp_path, env=env)
