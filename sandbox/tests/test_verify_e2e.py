@@ -85,6 +85,11 @@ def _put_fic(msi, site, name, issuer, subject, audience="api://AzureADTokenExcha
         FederatedIdentityCredential(issuer=issuer, subject=subject, audiences=[audience]))
 
 
+def _kubectl(site) -> list:
+    return [binary_paths()["kubectl"], "--kubeconfig", site["kind_cluster_kubeconfig"], "--context",
+            f"kind-{site['kind_cluster_name']}", "-n", "neg"]
+
+
 def _check(result: dict) -> dict:
     """The workload_identity_check task's result."""
     return next(r for r in result["results"] if "findings" in r)
@@ -143,8 +148,7 @@ def test_an_issuer_without_the_trailing_slash_is_named_aadsts700211_with_both_is
 
 
 def test_a_pod_template_without_the_label_is_reported_not_mutated(sandbox, site):
-    kubectl = [binary_paths()["kubectl"], "--kubeconfig", site["kind_cluster_kubeconfig"], "--context",
-               f"kind-{site['kind_cluster_name']}", "-n", "neg"]
+    kubectl = _kubectl(site)
     deployment = {
         "apiVersion": "apps/v1", "kind": "Deployment",
         # the label on the Deployment (and not on its pod template) does not reach the pods
@@ -221,8 +225,7 @@ def test_no_credential_at_all_is_named_aadsts70021(sandbox, site):
 
 
 def test_a_service_account_annotated_with_another_client_id_is_named(sandbox, site):
-    kubectl = [binary_paths()["kubectl"], "--kubeconfig", site["kind_cluster_kubeconfig"], "--context",
-               f"kind-{site['kind_cluster_name']}", "-n", "neg"]
+    kubectl = _kubectl(site)
     key = "azure.workload.identity/client-id"
     original = json.loads(subprocess.run(kubectl + ["get", "serviceaccount", "app", "-o", "json"], check=True,
                                          capture_output=True, text=True, timeout=60).stdout)["metadata"]["annotations"][key]
@@ -377,11 +380,6 @@ def test_a_cluster_without_the_webhook_is_named(sandbox, site):
 
 
 # ---- the ServiceAccount, the pods, the identity's credentials and rights ------------------------------
-def _kubectl(site) -> list:
-    return [binary_paths()["kubectl"], "--kubeconfig", site["kind_cluster_kubeconfig"], "--context",
-            f"kind-{site['kind_cluster_name']}", "-n", "neg"]
-
-
 def test_missing_client_id_and_wrong_tenant_annotations_are_named(sandbox, site):
     kubectl = _kubectl(site)
     sa = json.loads(subprocess.run(kubectl + ["get", "serviceaccount", "app", "-o", "json"], check=True,
