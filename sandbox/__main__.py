@@ -262,7 +262,7 @@ def cmd_status(args) -> int:
 
 def cmd_ports(args) -> int:
     for name, (env, default) in config.PORTS.items():
-        print(f"{name:6} {config.port(name):6}  ({env}, default {default})")
+        print(f"{name:7} {config.port(name):6}  ({env}, default {default or 'the blob port + 1'})")
     return 0
 
 

@@ -23,7 +23,11 @@ PORTS = {
     "web": ("ARCWI_SANDBOX_WEB_PORT", 44304),
     # the Azure Arc data plane (GetLatestHelmPackagePath) and the OCI registry holding the agent chart
     "arcdp": ("ARCWI_SANDBOX_ARCDP_PORT", 44305),
+    # the blob endpoint clients use: the sandbox's proxy, which passes the fault injector and the request
+    # log, in front of Azurite
     "blob": ("ARCWI_SANDBOX_BLOB_PORT", 44310),
+    # Azurite itself, reached only by the proxy and the emulators (default: the blob port + 1)
+    "azurite": ("ARCWI_SANDBOX_AZURITE_PORT", None),
 }
 
 HOST = "127.0.0.1"
@@ -42,7 +46,7 @@ def port(name: str) -> int:
     env, default = PORTS[name]
     value = os.environ.get(env)
     if value is None:
-        return default
+        return default if default is not None else port("blob") + 1
     try:
         number = int(value)
     except ValueError as exc:

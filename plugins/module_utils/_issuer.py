@@ -298,6 +298,31 @@ class BlobDocuments:
                                                                               cache_control="max-age=300"))
 
 
+TRANSIENT_STATUS = (429, 500, 502, 503, 504)
+
+
+class PublishedReadError(ArcwiError):
+    """What is published could not be read (after retries), so whether it must be written is unknown."""
+
+
+def published_document(url: str, status: int, body: bytes, content_type):
+    """-> (bytes|None, content_type) of an anonymous GET of a published document.
+
+    200 is the document; any other answer that says "not served" (404, or a 403/409 of a container
+    that is not public yet) means it must be written. A connection failure (status 0), 429 or 5xx
+    left after the caller's retries says nothing about the document: writing on it would report a
+    change that may not be one (and predict one in check mode), so it fails instead.
+    """
+    if status == 200:
+        return body, content_type
+    if status == 0 or status in TRANSIENT_STATUS:
+        detail = body.decode("utf-8", "replace")[:200] if body else ""
+        answer = f"HTTP {status}" if status else "no answer"
+        raise PublishedReadError(f"reading {url} failed after retries ({answer}{': ' + detail if detail else ''}); "
+                                 "nothing was written, run again when the storage endpoint answers")
+    return None, None
+
+
 def ensure_documents(read, writer, prefix: str, issuer: str, jwks: dict, check_mode: bool):
     """-> (changed, published: {path: doc}, before: {path: doc|None}, tracker)
 

@@ -72,9 +72,12 @@ requirements:
   - azure-mgmt-storage >= 21.0.0
   - azure-storage-blob >= 12.19.0
   - requests
+  - urllib3 >= 1.26.0
 notes:
   - What is published is read anonymously through the issuer URL (what Microsoft Entra sees); the
     account key is read with C(listKeys), and never returned, only when something must be written.
+  - Reads retry connection failures, 429 and 5xx with backoff, honouring Retry-After. A read that still
+    fails makes the module fail without writing, rather than rewrite documents it could not compare.
 """
 
 EXAMPLES = r"""
@@ -138,10 +141,12 @@ from ansible_collections.arcwi.workload_identity.plugins.module_utils._identity 
 from ansible_collections.arcwi.workload_identity.plugins.module_utils._issuer import (
     DISCOVERY_PATH,
     JWKS_PATH,
+    TRANSIENT_STATUS,
     BlobDocuments,
     StorageService,
     blob_prefix,
     ensure_documents,
+    published_document,
     validate_account_name,
     validate_container_name,
     validate_jwks,
@@ -168,10 +173,29 @@ else:
     REQUESTS_IMPORT_ERROR = None
 
 
+def _session():
+    """A requests session whose GETs retry connection failures, 429 and 5xx with backoff, honouring
+    Retry-After (urllib3's Retry); Azure Storage answers 503 ServerBusy or 500 OperationTimedOut when busy."""
+    from requests.adapters import HTTPAdapter
+    from urllib3.util.retry import Retry
+
+    session = requests.Session()
+    retry = Retry(total=4, backoff_factor=0.5, status_forcelist=TRANSIENT_STATUS, allowed_methods=frozenset({"GET"}),
+                  respect_retry_after_header=True, raise_on_status=False)
+    session.mount("https://", HTTPAdapter(max_retries=retry))
+    session.mount("http://", HTTPAdapter(max_retries=retry))
+    return session
+
+
+_SESSION = []
+
+
 def _anonymous_get(url):
     """GET without any credential, TLS verified (system CAs or REQUESTS_CA_BUNDLE), like Entra does."""
+    if not _SESSION:
+        _SESSION.append(_session())
     try:
-        response = requests.get(url, timeout=15, allow_redirects=False)
+        response = _SESSION[0].get(url, timeout=15, allow_redirects=False)
     except requests.RequestException as exc:
         return 0, str(exc).encode(), None
     return response.status_code, response.content, response.headers.get("Content-Type")
@@ -212,8 +236,8 @@ def main() -> None:
                              f"'{p['resource_group']}' (create it with issuer_storage first)")
 
         def read(path):
-            status, body, content_type = _anonymous_get(f"{issuer.rstrip('/')}/{path}")
-            return (body, content_type) if status == 200 else (None, None)
+            url = f"{issuer.rstrip('/')}/{path}"
+            return published_document(url, *_anonymous_get(url))
 
         def writer():
             # the account key is read only when something must be written (listKeys is a POST)

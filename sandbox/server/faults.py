@@ -3,6 +3,10 @@
 A rule: {"service": "arm"|"entra"|"web"|"blob"|"*", "method": regex, "path": regex, "rate": 0..1,
 "kind": "429"|"500"|"503"|"drop"|"latency", "retry_after": seconds, "latency_ms": ms, "count": max hits,
 "skip": matching requests let through before the rule applies (so "skip": 11, "count": 1 is the 12th)}.
+On the blob endpoint (the proxy in front of Azurite) faults answer as Azure Storage does: XML error bodies,
+500 OperationTimedOut and 503 ServerBusy; Storage throttles with 503 ServerBusy, never 429, so a 429 rule
+for "blob" is refused and a "*" 429 rule skips blob requests
+(learn.microsoft.com/rest/api/storageservices/common-rest-api-error-codes).
 Decisions come from a seeded RNG, so a fault sequence is reproducible for a given seed and request order.
 """
 from __future__ import annotations
@@ -30,6 +34,8 @@ class Faults:
             kind = str(rule.get("kind", ""))
             if kind not in KINDS:
                 raise ValueError(f"rules[{i}].kind must be one of {', '.join(KINDS)}")
+            if kind == "429" and rule.get("service") == "blob":
+                raise ValueError(f"rules[{i}]: Azure Storage throttles with 503 ServerBusy, not 429; use kind 503")
             rate = float(rule.get("rate", 1.0))
             if not 0 <= rate <= 1:
                 raise ValueError(f"rules[{i}].rate must be between 0 and 1")
@@ -65,6 +71,8 @@ class Faults:
             for rule in self.rules:
                 if rule["service"] not in ("*", service):
                     continue
+                if service == "blob" and rule["kind"] == "429":  # Storage never answers 429 (see configure)
+                    continue
                 if not rule["_method"].fullmatch(method) or not rule["_path"].search(path):
                     continue
                 if rule["count"] is not None and rule["hits"] >= int(rule["count"]):
@@ -90,6 +98,13 @@ class Faults:
             return None
         if kind == "drop":
             return "drop"
+        if request.service == "blob":  # Azure Storage's shape: XML, and throttling is 503 ServerBusy
+            from .blob import storage_error
+            if kind == "500":
+                return storage_error(500, "OperationTimedOut", "The operation could not be completed within the "
+                                     "permitted time. (injected by the sandbox)")
+            return storage_error(503, "ServerBusy", "The server is currently unable to receive requests. "
+                                 "Please retry your request. (injected by the sandbox)")
         if kind == "429":
             return Response(429, {"error": {"code": "TooManyRequests", "message": "The request is being throttled "
                                             "(injected by the sandbox)."}},

@@ -168,8 +168,11 @@ def _handler_class(router: Router, app: App):
             pass
 
         def _handle(self):
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
+            if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+                body = self._read_chunked()
+            else:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
             request = Request(self.command, self.path, self.headers, body, router.name)
             status = 500
             try:
@@ -199,13 +202,25 @@ def _handler_class(router: Router, app: App):
                 headers.setdefault("x-ms-request-id", _request_id())
                 for key, value in headers.items():
                     self.send_header(key, str(value))
-                self.send_header("Content-Length", str(len(response.data)))
+                if not any(key.lower() == "content-length" for key in headers):  # a proxied HEAD brings its own
+                    self.send_header("Content-Length", str(len(response.data)))
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(response.data)
             finally:
                 if app.log:
                     app.log(router.name, request, status, (time.monotonic() - request.started) * 1000.0)
+
+        def _read_chunked(self) -> bytes:
+            parts = []
+            while True:
+                size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):  # trailers
+                        pass
+                    return b"".join(parts)
+                parts.append(self.rfile.read(size))
+                self.rfile.readline()
 
         do_GET = do_PUT = do_POST = do_PATCH = do_DELETE = do_HEAD = _handle
 

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import signal
 import sys
 import threading
 
 from .. import config
 from ..pki import PKI
-from . import admin, arcdp, entra, web
+from . import admin, arcdp, blob, entra, web
 from .arm import authorization, core, storage
 from .azurite import Azurite
 from .faults import Faults
@@ -51,7 +52,9 @@ def run() -> None:
 
     def log(service, request, status, duration_ms):
         client = (request.principal or {}).get("oid")
-        store.log_request(service, request.method, request.path, request.query_string, status, duration_ms,
+        # a SAS in a blob URL is a credential: its signature never reaches the log
+        query = re.sub(r"(?i)(^|&)(sig=)[^&]*", r"\1\2REDACTED", request.query_string)
+        store.log_request(service, request.method, request.path, query, status, duration_ms,
                           client, request.fault)
 
     app.log = log
@@ -62,10 +65,11 @@ def run() -> None:
         "web": web.make_router(ctx),
         "arcdp": arcdp.make_router(ctx),
         "admin": admin.make_router(ctx, app, bootstrap),
+        "blob": blob.make_router(ctx),  # the proxy in front of Azurite (answers 503 until Azurite runs)
     }
     servers = [serve(router, app, config.HOST, config.port(name), tls) for name, router in routers.items()]
 
-    ctx.azurite = Azurite(home=home, port=config.port("blob"), cert=pki.server_cert, key=pki.server_key,
+    ctx.azurite = Azurite(home=home, port=config.port("azurite"), cert=pki.server_cert, key=pki.server_key,
                           log_path=home / "logs" / "azurite.log")
     ctx.azurite.start(storage.accounts(ctx))
 

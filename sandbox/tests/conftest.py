@@ -54,8 +54,11 @@ class Sandbox:
         query = f"?since={mark}" + (f"&service={service}" if service else "")
         return self.admin("GET", "/requests" + query)["requests"]
 
-    def writes_since(self, mark: int, service: str = "arm") -> list[dict]:
-        return [r for r in self.requests_since(mark, service) if r["method"] in ("PUT", "PATCH", "POST", "DELETE")]
+    def writes_since(self, mark: int, service: str | None = None) -> list[dict]:
+        """Writes since ``mark`` to ARM and the blob data plane (``service`` picks one of them)."""
+        rows = self.requests_since(mark, service) if service else \
+            self.requests_since(mark, "arm") + self.requests_since(mark, "blob")
+        return [r for r in rows if r["method"] in ("PUT", "PATCH", "POST", "DELETE")]
 
     @contextmanager
     def settings(self, **values):

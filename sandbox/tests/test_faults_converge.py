@@ -1,13 +1,17 @@
 """site.yml converges in one run while 20% of ARM requests fail (429 with Retry-After, 500, 503 or a
-dropped connection, 5% each) and 10% of Entra token requests answer 503, from a fixed seed: no
-duplicate role assignment or federated credential, every Retry-After waited out, and a re-run
-without faults changes nothing.
+dropped connection, 5% each), 10% of Entra token requests answer 503 (and one 429), and the blob data
+plane drops one upload, answers its retry 500 and one read 503, from a fixed seed: no duplicate role
+assignment or federated credential, every Retry-After waited out, every faulted blob request sent
+again and served, and a re-run without faults changes nothing (oidc_documents compares the published
+documents byte for byte, so that also proves them intact).
 
 Sources: learn.microsoft.com/azure/azure-resource-manager/management/request-limits-and-throttling
 (429 with Retry-After, "wait the number of seconds in the Retry-After header"), azure-core's
 RetryPolicy (5xx and connection errors retried); the sandbox's fault injector (sandbox/server/faults.py)
 answers before the handler runs, so a faulted request has no effect, as with a gateway failure.
-Azurite is served directly, not through the injector, so the data-plane blob calls are not faulted.
+Blob faults come from the sandbox's proxy in front of Azurite (sandbox/server/blob.py) in Storage's shape
+(503 ServerBusy, 500 OperationTimedOut; Storage does not answer 429), retried by azure-storage-blob's
+own ExponentialRetry (learn.microsoft.com/azure/storage/blobs/storage-retry-policy-python).
 """
 from __future__ import annotations
 
@@ -29,6 +33,12 @@ RULES = [
      "retry_after": 2},
     {"service": "arm", "method": "PUT", "path": "/federatedIdentityCredentials/", "rate": 1, "count": 1, "kind": "503"},
     {"service": "entra", "method": "POST", "rate": 1, "count": 1, "kind": "503"},
+    {"service": "entra", "method": "POST", "rate": 1, "count": 1, "kind": "429", "retry_after": 2},
+    # the data plane (the sandbox's proxy in front of Azurite), in Azure Storage's shape: the first
+    # document upload is dropped and its retry answered 500 OperationTimedOut, one read 503 ServerBusy
+    {"service": "blob", "method": "PUT", "rate": 1, "count": 1, "kind": "drop"},
+    {"service": "blob", "method": "PUT", "rate": 1, "count": 1, "kind": "500"},
+    {"service": "blob", "method": "GET|HEAD", "rate": 1, "count": 1, "kind": "503"},
     # then 20% of everything
     {"service": "arm", "rate": 0.05, "kind": "429", "retry_after": 2},
          {"service": "arm", "rate": 0.05 / 0.95, "kind": "500"},
@@ -59,7 +69,21 @@ def test_site_converges_in_one_run_under_injected_faults(sandbox, tmp_path):
         rows = sandbox.requests_since(mark)
         faulted = [r for r in rows if r.get("fault")]
         kinds = {(r["service"], r["fault"]) for r in faulted}
-        assert {("arm", "429"), ("arm", "500"), ("arm", "503"), ("arm", "drop"), ("entra", "503")} <= kinds, kinds
+        assert {("arm", "429"), ("arm", "500"), ("arm", "503"), ("arm", "drop"), ("entra", "503"), ("entra", "429"),
+                ("blob", "drop"), ("blob", "500"), ("blob", "503")} <= kinds, kinds
+        # every faulted blob request was sent again and then served
+        blob = [r for r in rows if r["service"] == "blob"]
+        for failed in [r for r in blob if r.get("fault")]:
+            later = [r for r in blob if r["seq"] > failed["seq"] and (r["method"], r["path"], r["query"]) ==
+                     (failed["method"], failed["path"], failed["query"]) and not r.get("fault")]
+            assert later, failed
+            if failed["method"] == "PUT":
+                assert 200 <= later[0]["status"] < 300, (failed, later[0])
+            else:  # a read's real answer, 200 or 404 ("not published yet" on a first run)
+                assert later[0]["status"] in (200, 404), (failed, later[0])
+            if failed["method"] == "GET":  # a read that failed is read again, not answered by a blind write
+                nxt = next(r for r in blob if r["seq"] > failed["seq"] and r["path"] == failed["path"])
+                assert nxt["method"] == "GET", (failed, nxt)
         arm = [r for r in rows if r["service"] == "arm"]
         share = sum(1 for r in arm if r.get("fault")) / len(arm)
         assert 0.1 < share < 0.4, f"{share:.0%} of {len(arm)} ARM requests faulted"

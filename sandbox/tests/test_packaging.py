@@ -74,3 +74,45 @@ def test_built_artifact_installs_and_runs_its_playbooks_by_fqcn(sandbox, tmp_pat
     finally:
         down = playbook("teardown")
     assert down.returncode == 0, down.stdout[-4000:] + down.stderr[-2000:]
+
+
+def _requirement_lines(path: Path) -> list[str]:
+    return [line.split("#", 1)[0].strip() for line in path.read_text().splitlines()
+            if line.split("#", 1)[0].strip()]
+
+
+def test_execution_environment_context_builds_and_introspects_to_the_collection_files(tmp_path):
+    """ansible-builder (no container runtime needed for these two steps): `create` writes the build context
+    from execution-environment.yml, and `introspect` reads the installed collection's
+    meta/execution-environment.yml the way the image build does, yielding exactly requirements.txt
+    and bindep.txt. Source: ansible-builder 3.x docs (definition version 3, `create`, `introspect`)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_") and k != "PYTHONPATH"}
+    env.update(ANSIBLE_HOME=str(tmp_path / "home"), ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"))
+    version = yaml.safe_load((REPO / "galaxy.yml").read_text())["version"]
+    _galaxy("collection", "build", str(REPO), "--output-path", str(tmp_path / "dist"), cwd=tmp_path, env=env)
+    for name in ("execution-environment.yml", "requirements.yml"):
+        (tmp_path / name).write_text((REPO / name).read_text())
+    create = subprocess.run([str(BIN / "ansible-builder"), "create", "-f", "execution-environment.yml",
+                             "-c", "context", "--output-filename", "Containerfile"],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert create.returncode == 0, create.stdout + create.stderr
+    containerfile = (tmp_path / "context" / "Containerfile").read_text()
+    assert (tmp_path / "context" / "_build" / "arcwi" / f"arcwi-workload_identity-{version}.tar.gz").is_file()
+    assert "ansible-galaxy collection install /tmp/arcwi-dist/arcwi-workload_identity-" in containerfile
+    assert "introspect" in containerfile and 'sha256sum -c' in containerfile
+    # the galaxy stage installs kubernetes.core and community.crypto from the copied requirements.yml
+    galaxy = yaml.safe_load((tmp_path / "context" / "_build" / "requirements.yml").read_text())
+    assert {c["name"] for c in galaxy["collections"]} >= {"kubernetes.core", "community.crypto"}
+
+    _galaxy("collection", "install", str(tmp_path / "dist" / f"arcwi-workload_identity-{version}.tar.gz"),
+            "-p", str(tmp_path / "collections"), "--no-deps", cwd=tmp_path, env=env)
+    introspect = subprocess.run([str(BIN / "ansible-builder"), "introspect", "--sanitize", str(tmp_path / "collections")],
+                                cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert introspect.returncode == 0, introspect.stdout + introspect.stderr
+    found = yaml.safe_load(introspect.stdout)
+
+    def strip(entries):
+        return [e.split("  # from collection", 1)[0].strip() for e in entries]
+
+    assert strip(found["python"]) == _requirement_lines(REPO / "requirements.txt")
+    assert strip(found["system"]) == _requirement_lines(REPO / "bindep.txt")
