@@ -1,19 +1,23 @@
-"""Crash and resume: ansible-playbook is killed with SIGKILL (its whole process group: forks and module
-processes too) at 10 points of site.yml's Azure half, chosen by ARM request count from a fixed seed
-(the sandbox holds the chosen request with a latency fault and the kill lands while it waits), then
-run again. Each time the re-run converges, the signing key is the one the killed run made (never
-regenerated), and nothing is duplicated or left over: one identity, one role assignment, one FIC, one
-storage account, no stray file next to the keys. Then the sandbox itself restarts in the middle of a
-run: the run either retries through it or fails with a clear message (no traceback), and the re-run
-converges.
+"""Crash and resume: ansible-playbook is killed with SIGKILL (its whole process group: forks, module
+processes and the commands they run) at 10 points of site.yml (with Azure Arc), chosen by ARM request
+count from a fixed seed (the sandbox holds the chosen request with a latency fault and the kill lands
+while it waits), then run again. Each time the re-run converges, the signing key is the one the
+killed run made (never regenerated), and nothing is duplicated or left over: one identity, one role
+assignment, one FIC, one storage account, one connected cluster, one kind cluster, both Helm releases
+deployed (none left pending), no stray file next to the keys. After the kills that land once the
+cluster exists (4 of the 10), a third run changes nothing.
 
-The Azure half is bench/fleet.yml with one host (identity, oidc_issuer, the FIC plan and write), the
-part of site.yml whose state lives in Azure and in the key directory.
+A kill cannot land inside kind create or a helm run this way (no ARM request is in flight then);
+a release left pending by a killed helm is tested on its own in test_workload_identity_role.py.
+
+Then the sandbox itself restarts in the middle of a run (bench/fleet.yml, site.yml's Azure half): the
+run either retries through it or fails with a clear message (no traceback), and the re-run converges.
 """
 from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import os
 import random
 import signal
@@ -23,10 +27,11 @@ import time
 import uuid
 
 from azure.mgmt.authorization import AuthorizationManagementClient
+from azure.mgmt.hybridkubernetes import ConnectedKubernetesClient
 from azure.mgmt.msi import ManagedServiceIdentityClient
 from azure.mgmt.storage import StorageManagementClient
 
-from .conftest import REPO
+from .conftest import REPO, binary_paths, needs_binaries
 
 _spec = importlib.util.spec_from_file_location("bench_fleet", REPO / "bench" / "fleet.py")
 fleet = importlib.util.module_from_spec(_spec)
@@ -37,20 +42,31 @@ POINTS = 10
 KEY_FILES = {"sa.key", "sa.pub", "jwks.json"}
 
 
-def _start(sandbox, inventory) -> subprocess.Popen:
-    env = dict(os.environ, **sandbox.env, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    return subprocess.Popen([str(REPO / ".venv" / "bin" / "ansible-playbook"), "-i", str(inventory),
-                             str(REPO / "bench" / "fleet.yml")], cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+def _env(sandbox) -> dict:
+    return dict(os.environ, **sandbox.env, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
 
 
-def _kill_at(sandbox, inventory, point: int) -> bool:
+def _start(sandbox, args: list[str]) -> subprocess.Popen:
+    return subprocess.Popen([str(REPO / ".venv" / "bin" / "ansible-playbook"), *args], cwd=REPO, env=_env(sandbox),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def _run(sandbox, args: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run([str(REPO / ".venv" / "bin" / "ansible-playbook"), *args], cwd=REPO, env=_env(sandbox),
+                          capture_output=True, text=True, timeout=1800)
+
+
+def _fleet_args(inventory) -> list[str]:
+    return ["-i", str(inventory), str(REPO / "bench" / "fleet.yml")]
+
+
+def _kill_at(sandbox, args: list[str], point: int) -> bool:
     """Run, and SIGKILL the run's process group while its `point`-th ARM request is in flight: the
     sandbox holds that request (a latency fault after point-1 requests) and the kill lands while it
     waits. False when the run finished with fewer requests."""
     with sandbox.faults([{"service": "arm", "kind": "latency", "latency_ms": 15000, "rate": 1, "skip": point - 1,
                           "count": 1}]):
-        proc = _start(sandbox, inventory)
+        proc = _start(sandbox, args)
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and proc.poll() is None:
             if sandbox.admin("GET", "/faults")["rules"][0]["hits"] >= 1:
@@ -66,7 +82,10 @@ def _digest(path):
 
 
 def _state(sandbox, tag: str) -> dict:
-    group, name = f"rg-fleet-{tag}", f"id-fleet-{tag}"
+    return _state_of(sandbox, f"rg-fleet-{tag}", f"id-fleet-{tag}")
+
+
+def _state_of(sandbox, group: str, name: str) -> dict:
     msi = sandbox.client(ManagedServiceIdentityClient)
     identities = list(msi.user_assigned_identities.list_by_resource_group(group))
     principal = identities[0].principal_id if identities else None
@@ -78,27 +97,82 @@ def _state(sandbox, tag: str) -> dict:
             "accounts": len(list(sandbox.client(StorageManagementClient).storage_accounts.list_by_resource_group(group)))}
 
 
-def test_killed_at_ten_points_each_rerun_converges_with_the_same_key(sandbox, tmp_path):
+SITE_REQUESTS = 38  # a fresh site.yml with Arc makes about 41 ARM requests (LRO polls vary by a few)
+KUBERNETES_HALF = 24  # the first ARM request made after kind create (Arc's provider checks)
+
+
+def _site_vars(tmp_path, tag: str) -> dict:
+    return {"kind_cluster_name": f"crash-{tag}", "identity_resource_group": f"rg-crash-{tag}",
+            "identity_name": f"id-crash-{tag}", "oidc_issuer_name": f"crash{tag}",
+            "oidc_issuer_key_dir": str(tmp_path / tag / "keys"),
+            "kind_cluster_kubeconfig": str(tmp_path / tag / "kubeconfig")}
+
+
+def _site_args(variables: dict) -> list[str]:
+    return ["-i", str(REPO / "inventories" / "sandbox"), "-e", json.dumps(variables), str(REPO / "playbooks" / "site.yml")]
+
+
+def _kubectl(sandbox, variables: dict, *args: str) -> str:
+    env = dict(os.environ, **sandbox.env)
+    run = subprocess.run([binary_paths()["kubectl"], "--kubeconfig", variables["kind_cluster_kubeconfig"],
+                          "--context", f"kind-{variables['kind_cluster_name']}", *args],
+                         env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    return run.stdout
+
+
+def _site_state(sandbox, variables: dict) -> dict:
+    group, name = variables["identity_resource_group"], variables["identity_name"]
+    state = _state_of(sandbox, group, name)
+    connected = sandbox.client(ConnectedKubernetesClient).connected_cluster.list_by_resource_group(group)
+    state["connected_clusters"] = len(list(connected))
+    clusters = subprocess.run([str(REPO / "sandbox" / "bin" / "kind"), "get", "clusters"], capture_output=True,
+                              text=True, timeout=60, env=dict(os.environ, **sandbox.env)).stdout.split()
+    state["kind_clusters"] = clusters.count(variables["kind_cluster_name"])
+    # Helm releases as Helm stores them (Secrets labelled owner=helm): every one deployed, none pending
+    secrets = json.loads(_kubectl(sandbox, variables, "get", "secrets", "-A", "-l", "owner=helm", "-o", "json"))
+    latest = {}
+    for item in secrets["items"]:
+        labels = item["metadata"]["labels"]
+        if int(labels["version"]) >= int(latest.get(labels["name"], {}).get("version", 0)):
+            latest[labels["name"]] = labels
+    state["releases"] = {release: labels["status"] for release, labels in sorted(latest.items())}
+    return state
+
+
+@needs_binaries("etcd", "kube-apiserver", "kwok", "kubectl", "helm", "azure-wi-webhook")
+def test_site_killed_at_ten_points_each_rerun_converges_with_the_same_key(sandbox, tmp_path):
+    """site.yml with Arc: its ARM requests run from the resource group to the FIC; from about the 24th on
+    the cluster exists (the Arc connection, its agents' Helm release, the webhook release, the FIC), so
+    the points fall in both halves."""
     rng = random.Random(SEED)
-    points = sorted(rng.sample(range(1, 30), POINTS))  # a fresh run makes 30 ARM requests
+    points = sorted(rng.sample(range(1, SITE_REQUESTS), POINTS))
     report = []
     for point in points:
         tag = uuid.uuid4().hex[:6]
-        keys = tmp_path / tag
-        inventory = fleet.inventory(tmp_path / f"{tag}.json", 1, tag, 0, keys)
-        key_file = keys / f"fleet-{tag}-00" / "sa.key"
-        killed = _kill_at(sandbox, inventory, point)
-        key_before = _digest(key_file)
-
-        rerun = fleet.run(sandbox, inventory, 1)
-        assert rerun["rc"] == 0, f"kill at {point}: {rerun['stdout'][-4000:]}"
-        if key_before is not None:
-            assert _digest(key_file) == key_before, f"kill at {point}: the signing key was regenerated"
-        state = _state(sandbox, tag)
-        assert state == {"identities": 1, "fics": 1, "assignments": 1, "accounts": 1}, (point, state)
-        assert {p.name for p in key_file.parent.iterdir()} == KEY_FILES, (point, sorted(os.listdir(key_file.parent)))
-        assert oct(key_file.stat().st_mode & 0o777) == "0o600"
-        report.append((point, killed, key_before is not None))
+        variables = _site_vars(tmp_path, tag)
+        key_file = tmp_path / tag / "keys" / "sa.key"
+        try:
+            killed = _kill_at(sandbox, _site_args(variables), point)
+            key_before = _digest(key_file)
+            rerun = _run(sandbox, _site_args(variables))
+            assert rerun.returncode == 0, f"kill at {point}: {rerun.stdout[-4000:]}"
+            if key_before is not None:
+                assert _digest(key_file) == key_before, f"kill at {point}: the signing key was regenerated"
+            state = _site_state(sandbox, variables)
+            assert state == {"identities": 1, "fics": 1, "assignments": 1, "accounts": 1, "connected_clusters": 1,
+                             "kind_clusters": 1, "releases": {"azure-arc": "deployed",
+                                                              "workload-identity-webhook": "deployed"}}, (point, state)
+            assert {p.name for p in key_file.parent.iterdir()} == KEY_FILES, (point, sorted(os.listdir(key_file.parent)))
+            assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+            if point >= KUBERNETES_HALF:  # after a kill with the cluster up, a third run changes nothing
+                again = _run(sandbox, _site_args(variables))
+                assert again.returncode == 0 and "changed=0" in again.stdout, (point, again.stdout[-3000:])
+            report.append((point, killed, key_before is not None))
+        finally:
+            subprocess.run([str(REPO / "sandbox" / "bin" / "kind"), "delete", "cluster", "--name",
+                            variables["kind_cluster_name"], "--kubeconfig", variables["kind_cluster_kubeconfig"]],
+                           capture_output=True, timeout=300, check=False, env=dict(os.environ, **sandbox.env))
     # every run was killed at its point, some before and some after the key existed
     assert all(killed for _, killed, _ in report), report
     assert {had_key for _, _, had_key in report} == {False, True}, report
@@ -108,7 +182,7 @@ def test_a_sandbox_restart_mid_run_fails_clearly_or_retries_and_the_rerun_conver
     tag = uuid.uuid4().hex[:6]
     inventory = fleet.inventory(tmp_path / "fleet.json", 1, tag, 0, tmp_path / "keys")
     mark = sandbox.mark()
-    proc = _start(sandbox, inventory)
+    proc = _start(sandbox, _fleet_args(inventory))
     deadline = time.monotonic() + 300
     while len(sandbox.requests_since(mark, "arm")) < 8 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -2,7 +2,9 @@
 agent (sandbox/kind/agent.py) start the upstream webhook with the chart's tenant, the role waits until
 the apiserver calls it, and the workload's pod really comes out mutated; the federated credential is
 in the ARM emulator with the cluster's issuer and the ServiceAccount's subject; a second run changes
-nothing.
+nothing. Then the webhook's release is left pending-upgrade, and then pending-install, as a killed helm
+leaves it: the role refuses with the status and the helm command when recovery is off, and otherwise
+rolls back or uninstalls it, installs, and the next run changes nothing.
 
 Runs ansible-playbook with the collection of this checkout (ANSIBLE_CONFIG=ansible.cfg): the identity
 role (no role assignments) and then workload_identity, with the sandbox's environment. Skipped when
@@ -172,6 +174,62 @@ def test_the_workload_pod_is_mutated_the_fic_exists_and_a_rerun_changes_nothing(
     predicted = _play(tmp_path, sandbox, variables, check=True)
     assert predicted["rc"] == 0 and predicted["changed"] == 0, predicted["changed_tasks"] or predicted["text"]
     print(f"first run {first['seconds']}s, second run {second['seconds']}s")
+
+    # a helm killed mid-upgrade, then one killed mid-install: the role recovers the release, then converges
+    ns, release = "azure-workload-identity-system", "workload-identity-webhook"
+    for status, recovery in (("pending-upgrade", "rollback"), ("pending-install", "uninstall")):
+        _leave_pending(kubeconfig, ns, release, status)
+        refused = _play(tmp_path, sandbox, dict(variables, workload_identity_webhook_recover_pending=False))
+        assert refused["rc"] != 0
+        assert f"is {status}" in refused["message"] and "workload_identity_webhook_recover_pending" in refused["message"]
+        assert f"helm {recovery} {release} -n {ns}" in refused["message"], refused["message"]
+        recovered = _play(tmp_path, sandbox, variables)
+        assert recovered["rc"] == 0, recovered["text"]
+        assert any(f"Recover the webhook release left {status}" in t for t in recovered["changed_tasks"]), \
+            recovered["changed_tasks"]
+        assert _release_statuses(kubeconfig, ns, release)[-1] == "deployed"
+        assert _agent_info(name)["webhook"]["ready"]
+        settled = _play(tmp_path, sandbox, variables)
+        assert settled["rc"] == 0 and settled["changed"] == 0, settled["changed_tasks"]
+
+
+def _release_statuses(kubeconfig: str, namespace: str, release: str) -> list[str]:
+    """Status of each stored revision of a release, oldest first (Helm's Secrets storage driver)."""
+    items = _kubectl_json(kubeconfig, "-n", namespace, "get", "secrets", "-l", f"owner=helm,name={release}")["items"]
+    items.sort(key=lambda item: int(item["metadata"]["labels"]["version"]))
+    return [item["metadata"]["labels"]["status"] for item in items]
+
+
+def _leave_pending(kubeconfig: str, namespace: str, release: str, status: str) -> None:
+    """Leave the release as a helm killed in the middle leaves it: helm records the new revision with a
+    pending status before it applies anything (pkg/action/upgrade.go, install.go) and marks it deployed
+    at the end, so a killed upgrade leaves revision N+1 pending-upgrade next to the deployed N, and a
+    killed first install leaves revision 1 pending-install. The record is written as helm's Secrets
+    driver writes it (pkg/storage/driver/secrets.go, util.go: labels name/owner/status/version, type
+    helm.sh/release.v1, data.release = base64(gzip(JSON)))."""
+    import base64
+    import gzip
+
+    items = _kubectl_json(kubeconfig, "-n", namespace, "get", "secrets", "-l", f"owner=helm,name={release}")["items"]
+    latest = max(items, key=lambda item: int(item["metadata"]["labels"]["version"]))
+    record = json.loads(gzip.decompress(base64.b64decode(base64.b64decode(latest["data"]["release"]))))
+    kubectl = binary_paths()["kubectl"]
+    if status == "pending-install":
+        version, description = 1, "Initial install underway"
+        subprocess.run([kubectl, "--kubeconfig", kubeconfig, "-n", namespace, "delete", "secrets", "-l",
+                        f"owner=helm,name={release}"], check=True, capture_output=True, timeout=60)
+    else:
+        version, description = int(latest["metadata"]["labels"]["version"]) + 1, "Preparing upgrade"
+    record["version"] = version
+    record["info"]["status"], record["info"]["description"] = status, description
+    encoded = base64.b64encode(gzip.compress(json.dumps(record).encode())).decode()
+    secret = {"apiVersion": "v1", "kind": "Secret", "type": "helm.sh/release.v1",
+              "metadata": {"name": f"sh.helm.release.v1.{release}.v{version}", "namespace": namespace,
+                           "labels": {"name": release, "owner": "helm", "status": status, "version": str(version)}},
+              "data": {"release": base64.b64encode(encoded.encode()).decode()}}
+    subprocess.run([kubectl, "--kubeconfig", kubeconfig, "create", "-f", "-"], input=json.dumps(secret), text=True,
+                   check=True, capture_output=True, timeout=60)
+    assert _release_statuses(kubeconfig, namespace, release)[-1] == status
 
 
 def test_bad_input_is_refused_before_anything_is_created(tmp_path, sandbox, unique, stand_in):
