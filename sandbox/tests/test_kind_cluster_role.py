@@ -226,3 +226,46 @@ def test_the_seeds_map_form_patch_under_v1beta4_fails_with_an_explanation(runner
     assert json.dumps("https://kubernetes.default.svc.cluster.local") in text and json.dumps(issuer) in text
     assert "kubeadm's default issuer" in text
     assert "kubeadm.k8s.io/v1beta4" in text and "list of {name, value}" in text, result["text"]
+
+
+def test_a_killed_create_is_deleted_and_created_again(runner):
+    """SIGKILL of the play (its process group: ansible, the module, `kind create`) while kind create
+    runs leaves what kind leaves, a listed cluster that never finished; the role's marker names it, the
+    re-run deletes it and creates it, and the run after that changes nothing. A cluster without the
+    marker is never deleted this way (the idempotent re-runs of the other tests)."""
+    import signal
+    import time
+
+    from sandbox.kind.cluster import cluster_dir
+
+    name = runner.name()
+    issuer = f"https://issuer.example.invalid/{name}/"
+    variables = runner.variables(name, issuer)
+    extra = runner.tmp / "vars.json"
+    extra.write_text(json.dumps(variables))
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    proc = subprocess.Popen([str(REPO / ".venv" / "bin" / "ansible-playbook"), "-i", "localhost,", "-e", f"@{extra}",
+                             str(runner.tmp / "play.yml")], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    state = cluster_dir(name) / "cluster.json"  # written before the first component starts
+    deadline = time.monotonic() + 300
+    while not state.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert state.exists(), "kind create never started"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert name in runner.clusters()
+    marker = runner.tmp / name / "kind-create.unfinished"
+    assert marker.exists()
+    assert not json.loads(state.read_text()).get("ready_after_s"), "the kill landed after kind create finished"
+
+    rerun = runner.play(variables)
+    assert rerun["rc"] == 0, rerun["text"]
+    assert rerun["changed"] > 0
+    assert f"Delete the cluster whose create was interrupted, {name}" in rerun["text"]
+    assert not marker.exists()
+    assert load_state(name).get("ready_after_s")
+    assert discovery(runner.kubeconfig)["issuer"] == issuer
+    assert runner.keys["kid"] in runner.jwks_kids(f"kind-{name}")
+    again = runner.play(variables)
+    assert again["rc"] == 0 and again["changed"] == 0, again["text"]
