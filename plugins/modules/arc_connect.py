@@ -25,6 +25,9 @@ description:
     A resource that never connected and whose cluster has no agents (an onboarding interrupted between the
     resource and the release) is replaced with a new key; one that did connect belongs to another cluster
     and the module fails."
+  - A C(azure-arc) release that a killed helm left C(pending-upgrade) or C(pending-rollback) (Helm refuses
+    every later upgrade of it) is rolled back; one left C(pending-install) never finished onboarding, so it
+    is uninstalled and the cluster onboarded again with a new key.
   - O(oidc_issuer=true) makes Arc host the cluster's OIDC issuer (RV(connected_cluster.oidc_issuer_url); the
     apiserver must then be started with that issuer). It cannot be disabled once enabled.
   - O(state=absent) uninstalls the agents and deletes the resource.
@@ -323,13 +326,24 @@ class Helm:
             raise arc.ArcError(f"helm {args[0]} failed (rc {rc}): {(err or out).strip()[-2000:]}")
         return rc, out, err
 
-    def release_exists(self) -> bool:
-        rc, _out, err = self.run("status", arc.RELEASE, "--namespace", arc.RELEASE_NAMESPACE, check=False)
+    def status(self):
+        """The release's status (deployed, failed, pending-install, ...), None when there is none."""
+        rc, out, err = self.run("status", arc.RELEASE, "--namespace", arc.RELEASE_NAMESPACE, "--output", "json",
+                                check=False)
         if rc == 0:
-            return True
+            try:
+                return json.loads(out)["info"]["status"]
+            except (ValueError, KeyError, TypeError) as exc:
+                raise arc.ArcError(f"helm status {arc.RELEASE} printed no release status: {out.strip()[-500:]}") from exc
         if "not found" in err:
-            return False
+            return None
         raise arc.ArcError(f"helm status {arc.RELEASE} failed: {err.strip()[-2000:]}")
+
+    def release_exists(self) -> bool:
+        return self.status() is not None
+
+    def rollback(self, timeout: int) -> None:
+        self.run("rollback", arc.RELEASE, "--namespace", arc.RELEASE_NAMESPACE, "--wait", "--timeout", f"{timeout}s")
 
     def install(self, chart: str, version: str, values: dict, timeout: int) -> None:
         workdir = tempfile.mkdtemp(prefix="arcwi-arc-")
@@ -446,8 +460,18 @@ def present(module, p, cluster: Cluster, helm: Helm, deadline: float) -> dict:
     oidc, wi = wanted_features(p, before)
     tags = desired_tags(before and before["tags"], p["tags"], p["purge_tags"])
 
+    # a helm killed mid-run leaves the release pending-*, and helm refuses every later upgrade of it
+    # (pkg/action/upgrade.go): an unfinished upgrade or rollback is rolled back (rollback has no pending
+    # check); an unfinished first install means the agents never finished onboarding, as below
+    release_status = helm.status()
+    pending_install = release_status == "pending-install"
+    if release_status in ("pending-upgrade", "pending-rollback"):
+        actions.append(f"roll back release {arc.RELEASE} (left {release_status} by an interrupted helm)")
+        if not module.check_mode:
+            helm.rollback(max(1, int(deadline - time.monotonic())))
+
     interrupted = (before is not None and config is None and before["connectivity_status"] == "Connecting"
-                   and not before["agent_version"])
+                   and not before["agent_version"]) or (before is not None and pending_install)
     if before is not None and config is None and not interrupted:
         raise arc.ArcError(f"connected cluster {p['name']} exists in resource group {p['resource_group']} but this "
                            f"cluster has no Arc agents (no ConfigMap {arc.CONFIG_NAMESPACE}/{arc.CONFIG_MAP}): "
@@ -455,6 +479,7 @@ def present(module, p, cluster: Cluster, helm: Helm, deadline: float) -> dict:
 
     if before is not None and not interrupted:
         # connected as asked: update tags and features in place; no new key, no new release
+        # (a rollback above counts as a change)
         features = (oidc, wi) != (before["oidc_issuer_enabled"], before["workload_identity_enabled"])
         after = dict(before, tags=tags, oidc_issuer_enabled=oidc, workload_identity_enabled=wi)
         if features:
@@ -475,7 +500,9 @@ def present(module, p, cluster: Cluster, helm: Helm, deadline: float) -> dict:
             after = wait_connected(hk, p["resource_group"], p["name"], deadline)
         return {"changed": bool(actions), "before": before, "after": after, "actions": actions, "providers": states}
 
-    if config is not None:
+    if pending_install:
+        actions.append(f"remove release {arc.RELEASE} (left pending-install by an interrupted helm)")
+    elif config is not None:
         actions.append(f"remove the stale agents (release {arc.RELEASE}: ConfigMap without resource)")
     actions += [f"{'replace' if interrupted else 'create'} connectedClusters/{p['name']}",
                 f"install release {arc.RELEASE}"]
@@ -487,8 +514,8 @@ def present(module, p, cluster: Cluster, helm: Helm, deadline: float) -> dict:
     if module.check_mode:
         return {"changed": True, "before": before, "after": predicted, "actions": actions, "providers": states}
 
-    if config is not None:
-        if helm.release_exists():
+    if config is not None or pending_install:
+        if release_status is not None:
             helm.uninstall(max(1, int(deadline - time.monotonic())))
         cluster.wait_namespace_gone(arc.CONFIG_NAMESPACE, deadline)
     public_key, private_key = arc.agent_key_pair()

@@ -22,6 +22,8 @@ import uuid
 
 import pytest
 
+from sandbox import helm_pending
+
 from .conftest import REPO, binary_paths, needs_binaries
 
 KIND = str(REPO / "sandbox" / "bin" / "kind")
@@ -178,7 +180,7 @@ def test_the_workload_pod_is_mutated_the_fic_exists_and_a_rerun_changes_nothing(
     # a helm killed mid-upgrade, then one killed mid-install: the role recovers the release, then converges
     ns, release = "azure-workload-identity-system", "workload-identity-webhook"
     for status, recovery in (("pending-upgrade", "rollback"), ("pending-install", "uninstall")):
-        _leave_pending(kubeconfig, ns, release, status)
+        helm_pending.leave_pending(binary_paths()["kubectl"], kubeconfig, ns, release, status)
         refused = _play(tmp_path, sandbox, dict(variables, workload_identity_webhook_recover_pending=False))
         assert refused["rc"] != 0
         assert f"is {status}" in refused["message"] and "workload_identity_webhook_recover_pending" in refused["message"]
@@ -187,100 +189,7 @@ def test_the_workload_pod_is_mutated_the_fic_exists_and_a_rerun_changes_nothing(
         assert recovered["rc"] == 0, recovered["text"]
         assert any(f"Recover the webhook release left {status}" in t for t in recovered["changed_tasks"]), \
             recovered["changed_tasks"]
-        assert _release_statuses(kubeconfig, ns, release)[-1] == "deployed"
+        assert helm_pending.statuses(binary_paths()["kubectl"], kubeconfig, ns, release)[-1] == "deployed"
         assert _agent_info(name)["webhook"]["ready"]
         settled = _play(tmp_path, sandbox, variables)
         assert settled["rc"] == 0 and settled["changed"] == 0, settled["changed_tasks"]
-
-
-def _release_statuses(kubeconfig: str, namespace: str, release: str) -> list[str]:
-    """Status of each stored revision of a release, oldest first (Helm's Secrets storage driver)."""
-    items = _kubectl_json(kubeconfig, "-n", namespace, "get", "secrets", "-l", f"owner=helm,name={release}")["items"]
-    items.sort(key=lambda item: int(item["metadata"]["labels"]["version"]))
-    return [item["metadata"]["labels"]["status"] for item in items]
-
-
-def _leave_pending(kubeconfig: str, namespace: str, release: str, status: str) -> None:
-    """Leave the release as a helm killed in the middle leaves it: helm records the new revision with a
-    pending status before it applies anything (pkg/action/upgrade.go, install.go) and marks it deployed
-    at the end, so a killed upgrade leaves revision N+1 pending-upgrade next to the deployed N, and a
-    killed first install leaves revision 1 pending-install. The record is written as helm's Secrets
-    driver writes it (pkg/storage/driver/secrets.go, util.go: labels name/owner/status/version, type
-    helm.sh/release.v1, data.release = base64(gzip(JSON)))."""
-    import base64
-    import gzip
-
-    items = _kubectl_json(kubeconfig, "-n", namespace, "get", "secrets", "-l", f"owner=helm,name={release}")["items"]
-    latest = max(items, key=lambda item: int(item["metadata"]["labels"]["version"]))
-    record = json.loads(gzip.decompress(base64.b64decode(base64.b64decode(latest["data"]["release"]))))
-    kubectl = binary_paths()["kubectl"]
-    if status == "pending-install":
-        version, description = 1, "Initial install underway"
-        subprocess.run([kubectl, "--kubeconfig", kubeconfig, "-n", namespace, "delete", "secrets", "-l",
-                        f"owner=helm,name={release}"], check=True, capture_output=True, timeout=60)
-    else:
-        version, description = int(latest["metadata"]["labels"]["version"]) + 1, "Preparing upgrade"
-    record["version"] = version
-    record["info"]["status"], record["info"]["description"] = status, description
-    encoded = base64.b64encode(gzip.compress(json.dumps(record).encode())).decode()
-    secret = {"apiVersion": "v1", "kind": "Secret", "type": "helm.sh/release.v1",
-              "metadata": {"name": f"sh.helm.release.v1.{release}.v{version}", "namespace": namespace,
-                           "labels": {"name": release, "owner": "helm", "status": status, "version": str(version)}},
-              "data": {"release": base64.b64encode(encoded.encode()).decode()}}
-    subprocess.run([kubectl, "--kubeconfig", kubeconfig, "create", "-f", "-"], input=json.dumps(secret), text=True,
-                   check=True, capture_output=True, timeout=60)
-    assert _release_statuses(kubeconfig, namespace, release)[-1] == status
-
-
-def test_bad_input_is_refused_before_anything_is_created(tmp_path, sandbox, unique, stand_in):
-    name, kubeconfig = stand_in
-    base = {"identity_resource_group": f"rg-wi-{unique}", "identity_name": f"id-wi-{unique}",
-            "identity_role_assignments": [], "oidc_issuer_url": "https://issuer.example.invalid/x/",
-            "kind_cluster_kubeconfig_path": kubeconfig, "kind_cluster_context": f"kind-{name}",
-            "workload_identity_helm_binary": binary_paths()["helm"], "workload_identity_webhook_chart_ref": CHART,
-            "workload_identity_webhook_chart_repo_url": "", "ansible_python_interpreter": PYTHON}
-    for extra, words in (({"workload_identity_namespace": "Demo_NS"}, "DNS-1123 label"),
-                         ({"workload_identity_service_account": "-bad"}, "DNS-1123 subdomain"),
-                         ({"workload_identity_token_expiration": 3599}, "3600-86400"),
-                         ({"workload_identity_token_expiration": 86401}, "3600-86400")):
-        result = _play(tmp_path, sandbox, dict(base, **extra))
-        assert result["rc"] != 0, result["text"]
-        assert words in result["message"], result["text"]
-    releases = subprocess.run([binary_paths()["helm"], "--kubeconfig", kubeconfig, "list", "-A", "-q"],
-                              capture_output=True, text=True, check=True).stdout.split()
-    assert releases == []
-
-
-def _until(predicate, timeout: float = 60.0, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
-
-
-def test_the_agent_follows_the_charts_tenant_and_stops_the_webhook_on_uninstall(stand_in):
-    name, kubeconfig = stand_in
-    agent = _agent_info(name)
-    helm = [binary_paths()["helm"], "--kubeconfig", kubeconfig]
-    release = ["wi", CHART, "-n", "azure-workload-identity-system", "--create-namespace",
-               "--set", f"sandbox.webhookURL={agent['webhook_url']}", "--set", f"sandbox.caBundle={agent['ca_bundle']}"]
-    first, second = str(uuid.uuid4()), str(uuid.uuid4())
-    subprocess.run(helm + ["install"] + release + ["--set", f"azureTenantID={first}"], check=True, capture_output=True)
-    running = _until(lambda: (w := _agent_info(name)["webhook"]) and w["ready"] and w["tenant_id"] == first and w)
-    assert running, _agent_info(name)
-    subprocess.run(helm + ["upgrade"] + release + ["--set", f"azureTenantID={second}"], check=True, capture_output=True)
-    restarted = _until(lambda: (w := _agent_info(name)["webhook"]) and w["ready"] and w["tenant_id"] == second and w)
-    assert restarted and restarted["pid"] != running["pid"], _agent_info(name)
-    subprocess.run(helm + ["uninstall", "wi", "-n", "azure-workload-identity-system"], check=True, capture_output=True)
-    assert _until(lambda: _agent_info(name)["webhook"] is None)
-    assert _until(lambda: _gone(restarted["pid"])), "the webhook still runs after helm uninstall"
-
-
-def _gone(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(")")[-1].split()[0] == "Z"
-    except OSError:
-        return True
