@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import os
 import subprocess
 import sys
@@ -106,12 +107,18 @@ def run_site(sandbox: Sandbox, variables: dict, workdir: Path, suffix: str) -> d
     # the request log counts every client: keep this run's resources and subscription-level calls
     rows = [r for r in sandbox.requests_since(mark, "arm")
             if suffix in r["path"] or "/resourcegroups/" not in r["path"].lower()]
+    # the blob data plane (the sandbox's proxy in front of Azurite): this run's storage account only
+    accounts = {m.group(1) for r in rows for m in [re.search(r"/storageAccounts/([a-z0-9]+)", r["path"], re.I)] if m}
+    blob = [r for r in sandbox.requests_since(mark, "blob") if r["path"].split("/")[1:2] and
+            r["path"].split("/")[1] in accounts]
     counted = json.loads(count_file.read_text()) if count_file.exists() else {"modules": {}, "stats": {}}
     return {
         "rc": proc.returncode,
         "wall": wall,
         "reads": sum(1 for r in rows if r["method"] not in WRITES),
         "writes": sum(1 for r in rows if r["method"] in WRITES),
+        "blob_reads": sum(1 for r in blob if r["method"] not in WRITES),
+        "blob_writes": sum(1 for r in blob if r["method"] in WRITES),
         "modules": sum(counted["modules"].values()),
         "by_module": counted["modules"],
         "changed": sum(s.get("changed", 0) for s in counted["stats"].values()),
@@ -151,6 +158,7 @@ def main() -> int:
     for label, f in runs:
         peak = f"{f['peak_mib']:.0f} MiB" if f["peak_mib"] else "unknown"
         print(f"  {label:16} {f['wall']:6.1f} s   ARM {f['reads']:3d} reads {f['writes']:3d} writes   "
+              f"blob {f['blob_reads']:2d} reads {f['blob_writes']:2d} writes   "
               f"{f['modules']:3d} module invocations   changed={f['changed']}   controller peak RSS {peak}")
     top = sorted(runs[0][1]["by_module"].items(), key=lambda kv: -kv[1])[:6]
     print("  first run's modules: " + ", ".join(f"{k.split('.')[-1]} {v}" for k, v in top))
