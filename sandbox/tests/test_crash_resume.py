@@ -63,8 +63,14 @@ def _fleet_args(inventory) -> list[str]:
 def _kill_at(sandbox, args: list[str], point: int) -> bool:
     """Run, and SIGKILL the run's process group while its `point`-th ARM request is in flight: the
     sandbox holds that request (a latency fault after point-1 requests) and the kill lands while it
-    waits. False when the run finished with fewer requests."""
-    with sandbox.faults([{"service": "arm", "kind": "latency", "latency_ms": 15000, "rate": 1, "skip": point - 1,
+    waits. False when the run finished with fewer requests.
+
+    The held request is still carried out after the kill (the request reached ARM; ARM finishes what it
+    received). The re-run starts once it has been, as after a crash: a re-run racing a PUT that the
+    sandbox lands seconds later would test the sandbox's hold, not the playbook (a connectedClusters PUT
+    landing after the re-run's own would swap the agents' key back)."""
+    mark = sandbox.mark()
+    with sandbox.faults([{"service": "arm", "kind": "latency", "latency_ms": 4000, "rate": 1, "skip": point - 1,
                           "count": 1}]):
         proc = _start(sandbox, args)
         deadline = time.monotonic() + 300
@@ -74,7 +80,11 @@ def _kill_at(sandbox, args: list[str], point: int) -> bool:
                 break
             time.sleep(0.05)
         proc.wait(timeout=60)
-        return proc.returncode == -signal.SIGKILL
+        killed = proc.returncode == -signal.SIGKILL
+        deadline = time.monotonic() + 60
+        while killed and len(sandbox.requests_since(mark, "arm")) < point and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return killed
 
 
 def _digest(path):
