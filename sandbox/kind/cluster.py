@@ -20,6 +20,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -93,12 +94,20 @@ def _ephemeral_range() -> tuple[int, int]:
         return 32768, 60999
 
 
+def _ports_dir() -> Path:
+    """Where port reservations live: one place per user on the machine, not per sandbox, so that two
+    sandboxes (two checkouts, a CI clone next to a developer's) never hand out the same port."""
+    directory = Path(os.environ.get("ARCWI_KIND_PORTS_DIR") or
+                     Path(tempfile.gettempdir()) / f"arcwi-kind-ports-{os.getuid()}")
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return directory
+
+
 def free_port() -> int:
     low, high = PORT_RANGE
     eph_low, eph_high = _ephemeral_range()
-    root().mkdir(parents=True, exist_ok=True)
-    reservations = root() / ".ports"
-    with open(root() / ".ports.lock", "a") as lock:
+    reservations = _ports_dir() / "ports"
+    with open(_ports_dir() / "ports.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         now = time.time()
         held: dict[int, float] = {}

@@ -121,14 +121,24 @@ def test_extra_mounts_map_container_paths_to_host_paths(tmp_path):
 def test_component_ports_avoid_the_ephemeral_range_and_are_never_handed_out_twice(tmp_path, monkeypatch):
     """A port found by bind(0) comes from the kernel's ephemeral range, the same range outbound
     connections take their source port from: CI once saw the scheduler fail with "bind: address already
-    in use" on such a port. Ports come from below that range and are reserved across processes."""
+    in use" on such a port. Ports come from below that range and are reserved across processes and
+across sandboxes of the same user (one reservation file per machine)."""
     from sandbox.kind import cluster as kind_cluster
 
-    monkeypatch.setenv("ARCWI_SANDBOX_HOME", str(tmp_path))
+    monkeypatch.setenv("ARCWI_SANDBOX_HOME", str(tmp_path / "one"))
+    monkeypatch.setenv("ARCWI_KIND_PORTS_DIR", str(tmp_path / "ports"))
     low, high = kind_cluster._ephemeral_range()
-    ports = [kind_cluster.free_port() for _ in range(200)]
+    ports = [kind_cluster.free_port() for _ in range(100)]
+    # a second sandbox on the same machine (another checkout, a CI clone) shares the reservations
+    monkeypatch.setenv("ARCWI_SANDBOX_HOME", str(tmp_path / "two"))
+    ports += [kind_cluster.free_port() for _ in range(100)]
     assert len(set(ports)) == len(ports)
     assert all(not low <= p <= high for p in ports)
     assert all(kind_cluster.PORT_RANGE[0] <= p < kind_cluster.PORT_RANGE[1] for p in ports)
-    reserved = {int(line.split()[0]) for line in (tmp_path / "kind" / ".ports").read_text().splitlines()}
+    reserved = {int(line.split()[0]) for line in (tmp_path / "ports" / "ports").read_text().splitlines()}
     assert set(ports) <= reserved
+    # by default the reservations do not live in the sandbox's home
+    monkeypatch.delenv("ARCWI_KIND_PORTS_DIR")
+    default = kind_cluster._ports_dir()
+    monkeypatch.setenv("ARCWI_SANDBOX_HOME", str(tmp_path / "one"))
+    assert kind_cluster._ports_dir() == default and tmp_path not in default.parents
