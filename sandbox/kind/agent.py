@@ -70,7 +70,7 @@ def launch(cdir: Path, state: dict) -> dict:
     state["agent"] = info
     state.setdefault("ports", {})["wi-webhook"] = port
     repo = sandbox_config.SANDBOX_DIR.parent
-    env = dict(os.environ)
+    env = cluster.labelled_env(cdir)  # the webhook and restarted static pods inherit the label
     env["PYTHONPATH"] = str(repo) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env["ARCWI_SANDBOX_HOME"] = str(sandbox_config.home())
     with open(cdir / "logs" / LOG, "ab") as log:

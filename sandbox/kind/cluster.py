@@ -371,10 +371,39 @@ def load_state(name: str) -> dict:
     return json.loads(path.read_text())
 
 
+# The node "containers" of a cluster are processes labelled in their environment with the cluster's
+# directory, as kind labels its node containers (io.x-k8s.kind.cluster=NAME) and `kind delete` removes
+# what carries the label. A process whose pid never reached cluster.json (kind create killed between
+# starting it and recording it) is still found and removed this way.
+LABEL = "ARCWI_KIND_NODE_DIR"
+
+
+def labelled_env(cdir: Path, base: dict | None = None) -> dict:
+    env = dict(os.environ if base is None else base)
+    env[LABEL] = str(cdir)
+    return env
+
+
+def labelled_pids(cdir: Path) -> list[int]:
+    """The processes carrying the label of CDIR (this user's; /proc/PID/environ is the environment at exec)."""
+    want = f"{LABEL}={cdir}".encode()
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as fh:
+                if want in fh.read().split(b"\0"):
+                    out.append(int(entry))
+        except OSError:
+            continue
+    return out
+
+
 def _start(cdir: Path, state: dict, component: str, command: list[str]) -> None:
     log = open(cdir / "logs" / f"{component}.log", "ab")
     proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True, cwd=str(cdir))
+                            start_new_session=True, cwd=str(cdir), env=labelled_env(cdir))
     state["pids"][component] = proc.pid
     _save(cdir, state)
 
@@ -545,11 +574,17 @@ def _stop_all(cdir: Path, state: dict) -> None:
                 os.killpg(pid, signal.SIGKILL)
             except ProcessLookupError:
                 continue
+    # what carries the cluster's label without a recorded pid (see LABEL)
+    for pid in labelled_pids(cdir):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 20
     for component in reversed(COMPONENTS):
         pid = state.get("pids", {}).get(component)
         while pid and _alive(pid) and not _zombie(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
+    while time.monotonic() < deadline and any(not _zombie(pid) for pid in labelled_pids(cdir)):
+        time.sleep(0.05)
 
 
 def delete(name: str, kubeconfig: str | None) -> bool:

@@ -255,7 +255,7 @@ def start(name: str, tenant_id: str, *, authority_host: str | None = None, cloud
     wdir = _wdir(name)
     wdir.mkdir(parents=True, exist_ok=True)
     certs = _serving_cert(wdir, cdir / "pki")
-    env = _environment(wdir, tenant_id, namespace, authority_host, cloud)
+    env = cluster.labelled_env(cdir, _environment(wdir, tenant_id, namespace, authority_host, cloud))
     ports = {"webhook": cluster.free_port(), "health": cluster.free_port(), "metrics": cluster.free_port()}
     command = [binary, "--kubeconfig", str(cdir / "admin.kubeconfig"),
                "--webhook-host", HOST, "--webhook-port", str(ports["webhook"]),

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import sys
+import time
 import subprocess
 import uuid
 
@@ -104,6 +107,36 @@ def test_delete_stops_every_process(cluster, tmp_path):
     for pid in pids:
         assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split(")")[-1].split()[0] == "Z"
     assert name not in subprocess.run([KIND, "get", "clusters"], capture_output=True, text=True).stdout.split()
+
+
+def test_delete_removes_a_labelled_process_whose_pid_was_never_recorded(cluster):
+    """kind create killed between starting a component and recording its pid leaves a process no
+    cluster.json names, writing into the cluster's directory as etcd does at start. kind finds node
+    containers by label (io.x-k8s.kind.cluster); the stand-in's label is its environment, so `kind delete`
+    removes that process too and the directory goes (removing it under a writer failed otherwise)."""
+    from sandbox.kind.cluster import cluster_dir, labelled_env
+    name, kubeconfig, _ = cluster("kindest/node:v1.35.4", "https://issuer.example.invalid/d/")
+    cdir = cluster_dir(name)
+    writer = ("import itertools, pathlib, sys\n"
+              "d = pathlib.Path(sys.argv[1])\n"
+              "for i in itertools.count():\n"
+              "    d.mkdir(exist_ok=True)\n"
+              "    (d / f'wal-{i % 50}').write_bytes(b'x')\n")
+    stray = subprocess.Popen([sys.executable, "-c", writer, str(cdir / "stray")], env=labelled_env(cdir),
+                             start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not (cdir / "stray" / "wal-1").exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert (cdir / "stray" / "wal-1").exists(), "the stray writer never wrote"
+        run = subprocess.run([KIND, "delete", "cluster", "--name", name, "--kubeconfig", kubeconfig],
+                             capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr
+        assert stray.wait(timeout=30) == -signal.SIGKILL
+        assert not cdir.exists()
+    finally:
+        if stray.poll() is None:
+            stray.kill()
 
 
 def test_jwks_generate_output_equals_the_apiservers_jwks(cluster, tmp_path):
