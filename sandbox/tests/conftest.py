@@ -309,3 +309,63 @@ def needs_binaries(*names: str):
     missing = [n for n in names if not os.path.exists(paths.get(n, ""))]
     return pytest.mark.skipif(bool(missing), reason=f"sandbox binaries not built ({', '.join(missing)}): "
                                                     "run make sandbox-k8s-build")
+
+
+def _children() -> dict[int, list[int]]:
+    out: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        out.setdefault(ppid, []).append(int(entry))
+    return out
+
+
+def _node_container(pid: int) -> bool:
+    """A process of a kind stand-in node (sandbox/kind/cluster.py LABEL): a container, not the play's."""
+    from sandbox.kind.cluster import LABEL
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as fh:
+            return any(item.startswith(LABEL.encode() + b"=") for item in fh.read().split(b"\0"))
+    except OSError:
+        return False
+
+
+def kill_play(pid: int) -> list[int]:
+    """SIGKILL ansible-playbook PID and every process under it, as a crash or a cancelled job does.
+
+    A process-group kill is not that: ansible's workers call setsid(), so the worker, the module and
+    what the module runs (kind create, helm) would live on and finish the task after the "kill". Each
+    process is stopped first (SIGSTOP, walking the tree until nothing new appears, so nothing forks
+    between the walk and the kill), then all are killed. The kind stand-in's node processes are spared:
+    they stand for containers, which the docker daemon owns, not the play."""
+    import signal
+    stopped: list[int] = []
+    while True:
+        children = _children()
+        todo, tree = [pid], []
+        while todo:
+            current = todo.pop()
+            if current != pid and _node_container(current):
+                continue
+            tree.append(current)
+            todo.extend(children.get(current, []))
+        new = [p for p in tree if p not in stopped]
+        if not new:
+            break
+        for p in new:
+            try:
+                os.kill(p, signal.SIGSTOP)
+                stopped.append(p)
+            except ProcessLookupError:
+                continue
+    for p in stopped:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            continue
+    return stopped

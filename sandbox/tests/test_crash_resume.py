@@ -1,5 +1,6 @@
-"""Crash and resume: ansible-playbook is killed with SIGKILL (its whole process group: forks, module
-processes and the commands they run) at 10 points of site.yml (with Azure Arc), chosen by ARM request
+"""Crash and resume: ansible-playbook is killed with SIGKILL (it and every process under it: the
+workers, which setsid() out of its process group, the modules and the commands they run; see
+conftest.kill_play) at 10 points of site.yml (with Azure Arc), chosen by ARM request
 count from a fixed seed (the sandbox holds the chosen request with a latency fault and the kill lands
 while it waits), then run again. Each time the re-run converges, the signing key is the one the
 killed run made (never regenerated), and nothing is duplicated or left over: one identity, one role
@@ -31,7 +32,7 @@ from azure.mgmt.hybridkubernetes import ConnectedKubernetesClient
 from azure.mgmt.msi import ManagedServiceIdentityClient
 from azure.mgmt.storage import StorageManagementClient
 
-from .conftest import REPO, binary_paths, needs_binaries
+from .conftest import REPO, binary_paths, kill_play, needs_binaries
 
 _spec = importlib.util.spec_from_file_location("bench_fleet", REPO / "bench" / "fleet.py")
 fleet = importlib.util.module_from_spec(_spec)
@@ -61,7 +62,7 @@ def _fleet_args(inventory) -> list[str]:
 
 
 def _kill_at(sandbox, args: list[str], point: int) -> bool:
-    """Run, and SIGKILL the run's process group while its `point`-th ARM request is in flight: the
+    """Run, and SIGKILL the run (conftest.kill_play: ansible-playbook and every process under it) while its `point`-th ARM request is in flight: the
     sandbox holds that request (a latency fault after point-1 requests) and the kill lands while it
     waits. False when the run finished with fewer requests.
 
@@ -76,7 +77,7 @@ def _kill_at(sandbox, args: list[str], point: int) -> bool:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and proc.poll() is None:
             if sandbox.admin("GET", "/faults")["rules"][0]["hits"] >= 1:
-                os.killpg(proc.pid, signal.SIGKILL)
+                kill_play(proc.pid)
                 break
             time.sleep(0.05)
         proc.wait(timeout=60)

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from sandbox.kind.cluster import load_state
 
-from .conftest import REPO, needs_binaries
+from .conftest import REPO, kill_play, needs_binaries
 from .test_kind_standin import KIND, discovery, kubectl
 
 pytestmark = needs_binaries("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "kubectl")
@@ -51,6 +51,29 @@ nodes:
       extraArgs:
         service-account-issuer: {issuer}
 """
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _commands_with(*words: str) -> list[str]:
+    """Command lines of the running processes that hold every word."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and _running(int(entry)):
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                    argv = fh.read().decode(errors="replace").split("\0")
+            except OSError:
+                continue
+            if all(word in argv for word in words):
+                out.append(" ".join(argv))
+    return out
 
 
 def _jwks_module():
@@ -119,14 +142,16 @@ class Runner:
         except json.JSONDecodeError:
             pytest.fail(f"ansible-playbook printed no JSON (rc {run.returncode}):\n{run.stdout}\n{run.stderr}")
         stats = out["stats"]["localhost"]
-        facts, messages = {}, []
+        facts, messages, why = {}, [], []
         for task in out["plays"][0]["tasks"]:
             result = task["hosts"].get("localhost", {})
             facts.update(result.get("ansible_facts", {}))
             if result.get("failed"):
                 messages.append(str(result.get("msg", "")))
+                # what a failed assertion shows first (the whole JSON output is cut short in CI's log)
+                why.append(f"{task['task']['name']}: {result.get('msg', '')}\n{str(result.get('stderr', ''))[-2000:]}")
         return {"rc": run.returncode, "changed": stats["changed"], "failed": stats["failures"], "facts": facts,
-                "message": "\n".join(messages), "text": run.stdout}
+                "message": "\n".join(messages), "text": "\n".join(why + [run.stdout])}
 
     def clusters(self) -> list[str]:
         return subprocess.run([KIND, "get", "clusters"], capture_output=True, text=True, check=True).stdout.split()
@@ -229,8 +254,9 @@ def test_the_seeds_map_form_patch_under_v1beta4_fails_with_an_explanation(runner
 
 
 def test_a_killed_create_is_deleted_and_created_again(runner):
-    """SIGKILL of the play (its process group: ansible, the module, `kind create`) while kind create
-    runs leaves what kind leaves, a listed cluster that never finished; the role's marker names it, the
+    """SIGKILL of the play (ansible-playbook and every process under it: the worker, the module, `kind
+    create`; not the node processes, which stand for containers) while kind create runs leaves what kind
+    leaves, a listed cluster that never finished; the role's marker names it, the
     re-run deletes it and creates it, and the run after that changes nothing. A cluster without the
     marker is never deleted this way (the idempotent re-runs of the other tests)."""
     import signal
@@ -252,8 +278,16 @@ def test_a_killed_create_is_deleted_and_created_again(runner):
     while not state.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     assert state.exists(), "kind create never started"
-    os.killpg(proc.pid, signal.SIGKILL)
+    killed = kill_play(proc.pid)
     proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    # all of them die (kind create with them: the play's command, not a node process left running)
+    deadline = time.monotonic() + 30
+    while [pid for pid in killed if _running(pid)] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [pid for pid in killed if _running(pid)]
+    assert not _commands_with("sandbox.kind.cli", "create", name), "kind create outlived the play"
+
     assert name in runner.clusters()
     marker = runner.tmp / name / "kind-create.unfinished"
     assert marker.exists()
