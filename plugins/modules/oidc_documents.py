@@ -187,23 +187,13 @@ def _session():
     return session
 
 
-_SESSION = []
-
-
-def _anonymous_get(url):
+def _anonymous_get(session, url):
     """GET without any credential, TLS verified (system CAs or REQUESTS_CA_BUNDLE), like Entra does."""
-    if not _SESSION:
-        _SESSION.append(_session())
     try:
-        response = _SESSION[0].get(url, timeout=15, allow_redirects=False)
+        response = session.get(url, timeout=15, allow_redirects=False)
     except requests.RequestException as exc:
         return 0, str(exc).encode(), None
     return response.status_code, response.content, response.headers.get("Content-Type")
-
-
-def _anonymous_fetch(url):
-    status, body, _content_type = _anonymous_get(url)
-    return status, body
 
 
 def main() -> None:
@@ -235,9 +225,11 @@ def main() -> None:
             raise ValueError(f"storage_account '{p['storage_account']}' not found in resource group "
                              f"'{p['resource_group']}' (create it with issuer_storage first)")
 
+        session = _session()
+
         def read(path):
             url = f"{issuer.rstrip('/')}/{path}"
-            return published_document(url, *_anonymous_get(url))
+            return published_document(url, *_anonymous_get(session, url))
 
         def writer():
             # the account key is read only when something must be written (listKeys is a POST)
@@ -250,7 +242,8 @@ def main() -> None:
                                                                 module.check_mode)
         read_back = {}
         if p["verify"] and not (module.check_mode and changed):
-            read_back = verify_published(_anonymous_fetch, issuer, kids, timeout=float(p["verify_timeout"]))
+            read_back = verify_published(lambda url: _anonymous_get(session, url)[:2], issuer, kids,
+                                         timeout=float(p["verify_timeout"]))
     except Exception as exc:  # pylint: disable=broad-exception-caught
         module.fail_from(exc)
     base = issuer.rstrip("/")
