@@ -9,6 +9,7 @@ blob's Content-Length without a body).
 """
 from __future__ import annotations
 
+import urllib.error
 import uuid
 
 import pytest
@@ -94,9 +95,11 @@ def test_sdk_sees_the_storage_error_code(sandbox, container):
 
 
 def test_a_429_rule_for_blob_is_refused(sandbox):
-    with pytest.raises(Exception) as err:
+    with pytest.raises(urllib.error.HTTPError) as err:
         sandbox.admin("PUT", "/faults", {"rules": [{"service": "blob", "kind": "429"}]})
-    assert "400" in str(err.value)
+    body = err.value.read().decode()
+    assert err.value.code == 400
+    assert "rules[0]: Azure Storage throttles with 503 ServerBusy, not 429" in body, body
 
 
 def test_a_wildcard_429_rule_skips_blob(sandbox, container):
