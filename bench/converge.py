@@ -105,11 +105,12 @@ def run_site(sandbox: Sandbox, variables: dict, workdir: Path, suffix: str) -> d
                           timeout=1800)
     wall = time.monotonic() - started
     # the request log counts every client: keep this run's resources and subscription-level calls
-    rows = [r for r in sandbox.requests_since(mark, "arm")
-            if suffix in r["path"] or "/resourcegroups/" not in r["path"].lower()]
+    logged = sandbox.requests_since(mark)  # one read of the log, both services
+    rows = [r for r in logged if r["service"] == "arm"
+            and (suffix in r["path"] or "/resourcegroups/" not in r["path"].lower())]
     # the blob data plane (the sandbox's proxy in front of Azurite): this run's storage account only
     accounts = {m.group(1) for r in rows for m in [re.search(r"/storageAccounts/([a-z0-9]+)", r["path"], re.I)] if m}
-    blob = [r for r in sandbox.requests_since(mark, "blob") if r["path"].split("/")[1:2] and
+    blob = [r for r in logged if r["service"] == "blob" and r["path"].split("/")[1:2] and
             r["path"].split("/")[1] in accounts]
     counted = json.loads(count_file.read_text()) if count_file.exists() else {"modules": {}, "stats": {}}
     return {

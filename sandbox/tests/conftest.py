@@ -56,9 +56,11 @@ class Sandbox:
 
     def writes_since(self, mark: int, service: str | None = None) -> list[dict]:
         """Writes since ``mark`` to ARM and the blob data plane (``service`` picks one of them)."""
-        rows = self.requests_since(mark, service) if service else \
-            self.requests_since(mark, "arm") + self.requests_since(mark, "blob")
-        return [r for r in rows if r["method"] in ("PUT", "PATCH", "POST", "DELETE")]
+        services = {service} if service else {"arm", "blob"}
+        # a POST to checkNameAvailability only reads (Storage Accounts - Check Name Availability)
+        return [r for r in self.requests_since(mark, service) if r["service"] in services
+                and r["method"] in ("PUT", "PATCH", "POST", "DELETE")
+                and not r["path"].endswith("/checkNameAvailability")]
 
     @contextmanager
     def settings(self, **values):
