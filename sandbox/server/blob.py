@@ -12,6 +12,10 @@ restart gate instead of meeting a refused connection.
 
 Faults on this endpoint answer in Azure Storage's shape (faults.py): Storage throttles with
 503 ServerBusy, not 429.
+
+One rule is the proxy's own, because Azurite has no account settings: an account whose
+allowBlobPublicAccess (an ARM property) is false answers anonymous requests, and requests that would make
+a container public, with 409 PublicAccessNotPermitted, as Azure does.
 """
 from __future__ import annotations
 
@@ -50,10 +54,32 @@ def make_router(ctx) -> Router:
             local.conn, local.port = conn, azurite.port
         return conn
 
+    def public_access_refused(request) -> Response | None:
+        """An account whose allowBlobPublicAccess is false rejects every anonymous request, and a request
+        that would make a container public, with 409 PublicAccessNotPermitted (learn.microsoft.com
+        anonymous-read-access-prevent: "Azure Storage rejects all anonymous requests to that account";
+        "prevents users from subsequently configuring public access for containers")."""
+        from .arm.storage import find_account
+        segments = request.path.split("/")
+        account = find_account(ctx, segments[1]) if len(segments) > 1 and segments[1] else None
+        if account is None or account["properties"].get("allowBlobPublicAccess"):
+            return None
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        anonymous = "authorization" not in headers and not request.q("sig")
+        raises = request.method == "PUT" and request.q("restype") == "container" and \
+            headers.get("x-ms-blob-public-access", "").lower() in ("blob", "container")
+        if anonymous or raises:
+            return storage_error(409, "PublicAccessNotPermitted", "Public access is not permitted on this storage "
+                                 "account.")
+        return None
+
     def forward(request) -> Response:
         if ctx.azurite is None:  # the endpoints serve before Azurite has started
             return storage_error(503, "ServerBusy", "The server is currently unable to receive requests. "
                                  "Please retry your request.")
+        refused = public_access_refused(request)
+        if refused is not None:
+            return refused
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _DROP_REQUEST}
         headers["Host"] = f"{ctx.azurite.host}:{ctx.azurite.port}"
         headers["Content-Length"] = str(len(request.body))

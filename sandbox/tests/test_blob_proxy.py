@@ -105,7 +105,9 @@ def test_a_429_rule_for_blob_is_refused(sandbox):
 def test_a_wildcard_429_rule_skips_blob(sandbox, container):
     container.upload_blob("h.json", b"{}", overwrite=True)
     url = container.get_blob_client("h.json").url
-    plain = requests.get(url, verify=sandbox.bundle, timeout=30)  # Azurite's answer (403: a private container)
+    # the unfaulted answer: 409 PublicAccessNotPermitted (the account disallows anonymous access)
+    plain = requests.get(url, verify=sandbox.bundle, timeout=30)
+    assert plain.headers.get("x-ms-error-code") == "PublicAccessNotPermitted"
     with sandbox.faults([{"service": "*", "method": "GET", "rate": 1, "kind": "429"}]):
         response = requests.get(url, verify=sandbox.bundle, timeout=30)
     assert response.status_code == plain.status_code != 429

@@ -369,8 +369,9 @@ def test_public_container_refused_when_the_account_disallows_it(sandbox, storage
 
 def test_disallowing_public_access_makes_containers_private(sandbox, storage, resource_group):
     # Source: anonymous-read-access-prevent: allowBlobPublicAccess false overrides the containers' settings,
-    # which come back when it is allowed again. (Azure answers anonymous reads then with 409
-    # PublicAccessNotPermitted; Azurite, whose containers the sandbox makes private, answers 403.)
+    # which come back when it is allowed again; "Azure Storage rejects all anonymous requests to that
+    # account" with 409 PublicAccessNotPermitted "Public access is not permitted on this storage account."
+    # and a container can no longer be made public (the data plane refuses it as ARM does).
     name = new_name()
     account = create(storage, resource_group, name, allowBlobPublicAccess=True)
     storage.blob_containers.create(resource_group, name, "pub", {"properties": {"publicAccess": "Blob"}})
@@ -380,7 +381,14 @@ def test_disallowing_public_access_makes_containers_private(sandbox, storage, re
     urls = [f"{account.primary_endpoints.blob}pub/a.txt", f"{account.primary_endpoints.blob}dpc/b.txt"]
     assert [anonymous_get(sandbox, url).status_code for url in urls] == [200, 200]
     storage.storage_accounts.update(resource_group, name, {"properties": {"allowBlobPublicAccess": False}})
-    assert [anonymous_get(sandbox, url).status_code for url in urls] == [403, 403]
+    refused = [anonymous_get(sandbox, url) for url in urls]
+    assert [r.status_code for r in refused] == [409, 409]
+    assert {r.headers["x-ms-error-code"] for r in refused} == {"PublicAccessNotPermitted"}
+    assert "<Message>Public access is not permitted on this storage account.</Message>" in refused[0].text
+    with pytest.raises(HttpResponseError) as err:
+        client.create_container("dpc2", public_access="blob")
+    assert err.value.status_code == 409 and err.value.error_code == "PublicAccessNotPermitted"
+    assert client.create_container("dpc3").get_container_properties().public_access is None  # private is fine
     assert storage.blob_containers.get(resource_group, name, "pub").public_access == "Blob"
     assert storage.blob_containers.get(resource_group, name, "dpc").public_access == "Container"
     storage.storage_accounts.update(resource_group, name, {"properties": {"allowBlobPublicAccess": True}})
@@ -498,8 +506,9 @@ def test_static_website_served_from_web_endpoint(sandbox, storage, resource_grou
     plain = anonymous_get(sandbox, web + "nope.html")
     assert plain.status_code == 404 and "The requested content does not exist." in plain.text
     assert "WebContentNotFound" in plain.text
-    # the blob endpoint still refuses anonymous reads of the private $web container
-    assert anonymous_get(sandbox, f"{account.primary_endpoints.blob}$web/index.html").status_code == 403
+    # the blob endpoint still refuses anonymous reads: this account disallows public access (the default)
+    blob = anonymous_get(sandbox, f"{account.primary_endpoints.blob}$web/index.html")
+    assert blob.status_code == 409 and blob.headers["x-ms-error-code"] == "PublicAccessNotPermitted"
     # disabled again: nothing is served
     client.set_service_properties(static_website=StaticWebsite(enabled=False))
     assert anonymous_get(sandbox, web).status_code == 404

@@ -235,10 +235,9 @@ def _apply_access(ctx, account: str, container: str, value: str) -> None:
 def _sync_public_access(ctx, account_body: dict) -> None:
     """allowBlobPublicAccess false overrides every container's level (Azure: "This enhanced security
     setting for a storage account overrides the individual settings for blob containers").
-    Approximation: Azure answers anonymous reads on such an account with 409 PublicAccessNotPermitted
-    while keeping each container's setting; here the containers are made private in Azurite (anonymous
-    reads get Azurite's 403) and their ARM-side level is restored when public access is allowed again.
-    A data-plane client could still raise a container's level in Azurite directly, which Azure refuses."""
+    Azure answers anonymous requests on such an account with 409 PublicAccessNotPermitted while keeping
+    each container's setting: the blob endpoint (blob.py) answers so. Behind it, the containers are also
+    made private in Azurite, and their level is restored when public access is allowed again."""
     name = account_body["name"]
     allowed = bool(account_body["properties"].get("allowBlobPublicAccess"))
     if ctx.azurite is None or not ctx.azurite.has_account(name):
