@@ -230,6 +230,7 @@ import time
 
 from ansible.module_utils.basic import env_fallback
 from ansible_collections.arcwi.workload_identity.plugins.module_utils import _arc as arc
+from ansible_collections.arcwi.workload_identity.plugins.module_utils import _helm
 from ansible_collections.arcwi.workload_identity.plugins.module_utils import _k8s
 from ansible_collections.arcwi.workload_identity.plugins.module_utils._azure import (
     RESOURCE_IMPORT_ERROR,
@@ -316,34 +317,21 @@ class Cluster:
 
 
 class Helm:
-    def __init__(self, module, binary, kubeconfig, context):
-        self.module, self.binary = module, binary
-        self.scope = (["--kubeconfig", kubeconfig] if kubeconfig else []) + (["--kube-context", context] if context else [])
+    """helm for the azure-arc release (module_utils/_helm.py runs it and reads its status)."""
 
-    def run(self, *args, check=True):
-        rc, out, err = self.module.run_command([self.binary, *args, *self.scope])
-        if check and rc != 0:
-            raise arc.ArcError(f"helm {args[0]} failed (rc {rc}): {(err or out).strip()[-2000:]}")
-        return rc, out, err
+    def __init__(self, module, binary, kubeconfig, context):
+        self.cli = _helm.Helm(module.run_command, binary, kubeconfig, context)
 
     def status(self):
         """The release's status (deployed, failed, pending-install, ...), None when there is none."""
-        rc, out, err = self.run("status", arc.RELEASE, "--namespace", arc.RELEASE_NAMESPACE, "--output", "json",
-                                check=False)
-        if rc == 0:
-            try:
-                return json.loads(out)["info"]["status"]
-            except (ValueError, KeyError, TypeError) as exc:
-                raise arc.ArcError(f"helm status {arc.RELEASE} printed no release status: {out.strip()[-500:]}") from exc
-        if "not found" in err:
-            return None
-        raise arc.ArcError(f"helm status {arc.RELEASE} failed: {err.strip()[-2000:]}")
+        release = self.cli.release(arc.RELEASE, arc.RELEASE_NAMESPACE)
+        return release["status"] if release else None
 
     def release_exists(self) -> bool:
         return self.status() is not None
 
     def rollback(self, timeout: int) -> None:
-        self.run("rollback", arc.RELEASE, "--namespace", arc.RELEASE_NAMESPACE, "--wait", "--timeout", f"{timeout}s")
+        self.cli.rollback(arc.RELEASE, arc.RELEASE_NAMESPACE, timeout)
 
     def install(self, chart: str, version: str, values: dict, timeout: int) -> None:
         workdir = tempfile.mkdtemp(prefix="arcwi-arc-")
@@ -352,14 +340,14 @@ class Helm:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as handle:
                 json.dump(values, handle)  # JSON is YAML; holds the agents' private key
-            self.run("upgrade", "--install", arc.RELEASE, chart, "--version", version, "--namespace",
-                     arc.RELEASE_NAMESPACE, "--create-namespace", "--values", path, "--wait", "--timeout",
-                     f"{timeout}s", "--output", "json")
+            self.cli.run("upgrade", "--install", arc.RELEASE, chart, "--version", version, "--namespace",
+                         arc.RELEASE_NAMESPACE, "--create-namespace", "--values", path, "--wait", "--timeout",
+                         f"{timeout}s", "--output", "json")
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
     def uninstall(self, timeout: int) -> None:
-        self.run("uninstall", arc.RELEASE, "--namespace", arc.RELEASE_NAMESPACE, "--wait", "--timeout", f"{timeout}s")
+        self.cli.uninstall(arc.RELEASE, arc.RELEASE_NAMESPACE, timeout)
 
 
 def chart_location(credential, scope: str, endpoint: str, release_train: str) -> str:
@@ -464,8 +452,8 @@ def present(module, p, cluster: Cluster, helm: Helm, deadline: float) -> dict:
     # (pkg/action/upgrade.go): an unfinished upgrade or rollback is rolled back (rollback has no pending
     # check); an unfinished first install means the agents never finished onboarding, as below
     release_status = helm.status()
-    pending_install = release_status == "pending-install"
-    if release_status in ("pending-upgrade", "pending-rollback"):
+    pending_install = _helm.recovery(release_status) == "uninstall"
+    if _helm.recovery(release_status) == "rollback":
         actions.append(f"roll back release {arc.RELEASE} (left {release_status} by an interrupted helm)")
         if not module.check_mode:
             helm.rollback(max(1, int(deadline - time.monotonic())))
