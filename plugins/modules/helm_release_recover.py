@@ -129,7 +129,7 @@ def run_module(module) -> dict:
             helm.uninstall(p["name"], p["namespace"], p["timeout"])
         else:
             helm.rollback(p["name"], p["namespace"], p["timeout"])
-    if module._diff and action:
+    if module._diff and action:  # pylint: disable=protected-access
         after = None if action == "uninstall" else "deployed (the previous revision)"
         result["diff"] = {"before": f"{p['name']}: {status}\n", "after": f"{p['name']}: {after or 'absent'}\n"}
     return result
