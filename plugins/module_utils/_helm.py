@@ -19,8 +19,6 @@ import json
 
 from ansible_collections.arcwi.workload_identity.plugins.module_utils._errors import ArcwiError
 
-PENDING = ("pending-install", "pending-upgrade", "pending-rollback")
-
 
 class HelmError(ArcwiError):
     """helm failed, or printed what cannot be read."""
@@ -49,7 +47,7 @@ class Helm:
         return rc, out, err
 
     def release(self, name: str, namespace: str) -> dict | None:
-        """``helm status NAME -o json``: {status, revision, chart, app_version}, None when there is no release."""
+        """``helm status NAME -o json``: {status, revision}, None when there is no release."""
         rc, out, err = self.run("status", name, "--namespace", namespace, "--output", "json", check=False)
         if rc != 0:
             if "not found" in err:
@@ -60,9 +58,7 @@ class Helm:
             status = data["info"]["status"]
         except (ValueError, KeyError, TypeError) as exc:
             raise HelmError(f"helm status {name} printed no release status: {out.strip()[-500:]}") from exc
-        chart = (data.get("chart") or {}).get("metadata") or {}
-        return {"status": status, "revision": data.get("version"), "chart": chart.get("version"),
-                "app_version": chart.get("appVersion")}
+        return {"status": status, "revision": data.get("version")}
 
     def rollback(self, name: str, namespace: str, timeout: int) -> None:
         self.run("rollback", name, "--namespace", namespace, "--wait", "--timeout", f"{timeout}s")

@@ -452,8 +452,9 @@ def present(module, p, cluster: Cluster, helm: Helm, deadline: float) -> dict:
     # (pkg/action/upgrade.go): an unfinished upgrade or rollback is rolled back (rollback has no pending
     # check); an unfinished first install means the agents never finished onboarding, as below
     release_status = helm.status()
-    pending_install = _helm.recovery(release_status) == "uninstall"
-    if _helm.recovery(release_status) == "rollback":
+    recovery = _helm.recovery(release_status)
+    pending_install = recovery == "uninstall"
+    if recovery == "rollback":
         actions.append(f"roll back release {arc.RELEASE} (left {release_status} by an interrupted helm)")
         if not module.check_mode:
             helm.rollback(max(1, int(deadline - time.monotonic())))

@@ -119,19 +119,18 @@ def run_module(module) -> dict:
     result = {"changed": action is not None, "status": status, "revision": release["revision"] if release else None,
               "action": action or "none"}
     if action and not p["recover"]:
-        verb, command = ("uninstall", "uninstall") if action == "uninstall" else ("roll back", "rollback")
         raise HelmError(f"Helm release {p['name']} in {p['namespace']} is {status} (revision {result['revision']}): "
-                        f"a helm run was interrupted, or one is still running. Allow recovery to {verb} it (recover: "
+                        f"a helm run was interrupted, or one is still running. Allow recovery to {action} it (recover: "
                         "true; in the workload_identity role, workload_identity_webhook_recover_pending: true), or "
-                        f"run helm {command} {p['name']} -n {p['namespace']} yourself.")
+                        f"run helm {action} {p['name']} -n {p['namespace']} yourself.")
     if action and not module.check_mode:
         if action == "uninstall":
             helm.uninstall(p["name"], p["namespace"], p["timeout"])
         else:
             helm.rollback(p["name"], p["namespace"], p["timeout"])
     if module._diff and action:  # pylint: disable=protected-access
-        after = None if action == "uninstall" else "deployed (the previous revision)"
-        result["diff"] = {"before": f"{p['name']}: {status}\n", "after": f"{p['name']}: {after or 'absent'}\n"}
+        after = "absent" if action == "uninstall" else "deployed (the previous revision)"
+        result["diff"] = {"before": f"{p['name']}: {status}\n", "after": f"{p['name']}: {after}\n"}
     return result
 
 

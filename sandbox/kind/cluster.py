@@ -384,20 +384,27 @@ def labelled_env(cdir: Path, base: dict | None = None) -> dict:
     return env
 
 
+def label_of(pid: int) -> str | None:
+    """The cluster directory PID is labelled with, None for an unlabelled (or gone) process
+    (/proc/PID/environ: the environment at exec, readable for this user's processes)."""
+    prefix = f"{LABEL}=".encode()
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as fh:
+            items = fh.read().split(b"\0")
+    except OSError:
+        return None
+    return next((item[len(prefix):].decode() for item in items if item.startswith(prefix)), None)
+
+
 def labelled_pids(cdir: Path) -> list[int]:
-    """The processes carrying the label of CDIR (this user's; /proc/PID/environ is the environment at exec)."""
-    want = f"{LABEL}={cdir}".encode()
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as fh:
-                if want in fh.read().split(b"\0"):
-                    out.append(int(entry))
-        except OSError:
-            continue
-    return out
+    """The processes carrying the label of CDIR."""
+    return [int(e) for e in os.listdir("/proc")
+            if e.isdigit() and int(e) != os.getpid() and label_of(int(e)) == str(cdir)]
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie."""
+    return _alive(pid) and not _zombie(pid)
 
 
 def _start(cdir: Path, state: dict, component: str, command: list[str]) -> None:
@@ -583,7 +590,7 @@ def _stop_all(cdir: Path, state: dict) -> None:
         pid = state.get("pids", {}).get(component)
         while pid and _alive(pid) and not _zombie(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
-    while time.monotonic() < deadline and any(not _zombie(pid) for pid in labelled_pids(cdir)):
+    while time.monotonic() < deadline and any(running(pid) for pid in labelled_pids(cdir)):
         time.sleep(0.05)
 
 

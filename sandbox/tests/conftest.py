@@ -329,12 +329,8 @@ def _children() -> dict[int, list[int]]:
 
 def _node_container(pid: int) -> bool:
     """A process of a kind stand-in node (sandbox/kind/cluster.py LABEL): a container, not the play's."""
-    from sandbox.kind.cluster import LABEL
-    try:
-        with open(f"/proc/{pid}/environ", "rb") as fh:
-            return any(item.startswith(LABEL.encode() + b"=") for item in fh.read().split(b"\0"))
-    except OSError:
-        return False
+    from sandbox.kind.cluster import label_of
+    return label_of(pid) is not None
 
 
 def kill_play(pid: int) -> list[int]:

@@ -6,7 +6,8 @@ while it waits), then run again. Each time the re-run converges, the signing key
 killed run made (never regenerated), and nothing is duplicated or left over: one identity, one role
 assignment, one FIC, one storage account, one connected cluster, one kind cluster, both Helm releases
 deployed (none left pending), no stray file next to the keys. After the kills that land once the
-cluster exists (4 of the 10), a third run changes nothing.
+cluster exists (read from kind after each kill; the test asserts kills land both before and after
+it exists), a third run changes nothing.
 
 A kill cannot land inside kind create or a helm run this way (no ARM request is in flight then);
 a release left pending by a killed helm is tested on its own in test_workload_identity_role.py.

@@ -23,7 +23,7 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from sandbox.kind.cluster import load_state
+from sandbox.kind.cluster import load_state, running
 
 from .conftest import REPO, kill_play, needs_binaries
 from .test_kind_standin import KIND, discovery, kubectl
@@ -53,19 +53,11 @@ nodes:
 """
 
 
-def _running(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def _commands_with(*words: str) -> list[str]:
     """Command lines of the running processes that hold every word."""
     out = []
     for entry in os.listdir("/proc"):
-        if entry.isdigit() and _running(int(entry)):
+        if entry.isdigit() and running(int(entry)):
             try:
                 with open(f"/proc/{entry}/cmdline", "rb") as fh:
                     argv = fh.read().decode(errors="replace").split("\0")
@@ -283,9 +275,9 @@ def test_a_killed_create_is_deleted_and_created_again(runner):
     assert proc.returncode == -signal.SIGKILL
     # all of them die (kind create with them: the play's command, not a node process left running)
     deadline = time.monotonic() + 30
-    while [pid for pid in killed if _running(pid)] and time.monotonic() < deadline:
+    while [pid for pid in killed if running(pid)] and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not [pid for pid in killed if _running(pid)]
+    assert not [pid for pid in killed if running(pid)]
     assert not _commands_with("sandbox.kind.cli", "create", name), "kind create outlived the play"
 
     assert name in runner.clusters()

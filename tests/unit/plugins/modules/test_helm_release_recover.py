@@ -96,9 +96,8 @@ def test_pending_upgrade_is_rolled_back_predicted_first_and_then_left_alone(run,
     assert rc == 0 and again["changed"] is False and again["status"] == "deployed" and again["revision"] == 5
 
 
-@pytest.mark.parametrize("status", ["pending-rollback"])
-def test_pending_rollback_is_rolled_back(run, helm, status):
-    leave(helm, status)
+def test_pending_rollback_is_rolled_back(run, helm):
+    leave(helm, "pending-rollback")
     rc, result = run(timeout=90)
     assert rc == 0 and result["action"] == "rollback"
     assert calls(helm)[-1][:7] == ["rollback", "wi", "--namespace", "wi-system", "--wait", "--timeout", "90s"]
