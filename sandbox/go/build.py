@@ -93,6 +93,26 @@ def webhook_ldflags(u: Upstream) -> List[str]:
                   "ProxyImageRegistry": "mcr.microsoft.com/oss/azure/workload-identity"}))
 
 
+def kind_ldflags(u: Upstream) -> List[str]:
+    # kind's Makefile: KIND_BUILD_LD_FLAGS sets only the commit (and commit count, empty for a release);
+    # the version itself is the constant versionCore in pkg/cmd/kind/version.
+    return _x("sigs.k8s.io/kind/pkg/cmd/kind/version", {"gitCommit": u.commit}) if u.commit else []
+
+
+def crictl_ldflags(u: Upstream) -> List[str]:
+    # cri-tools' Makefile: GO_LDFLAGS += -X $(PROJECT)/pkg/version.Version=$(VERSION)
+    return _x("sigs.k8s.io/cri-tools/pkg/version", {"Version": u.version})
+
+
+def coredns_ldflags(u: Upstream) -> List[str]:
+    # CoreDNS's Makefile sets only coremain.GitCommit; the version is the constant coremain.CoreVersion.
+    return _x("github.com/coredns/coredns/coremain", {"GitCommit": u.commit[:7]}) if u.commit else []
+
+
+def no_ldflags(u: Upstream) -> List[str]:
+    return []
+
+
 def helm_ldflags(u: Upstream) -> List[str]:
     # helm's Makefile: version, empty metadata for a tag, commit, tree state, and the default
     # Kubernetes version for `helm template`/lint derived from the client-go in the build list.
@@ -121,23 +141,51 @@ class Tool:
     local_sources: Tuple[str, ...] = ()
     # what tools.go imports (`pin`); default: the binaries' main packages
     tools_imports: Tuple[str, ...] = ()
+    # listed by a plain `paths` (what the sandbox's roles and tests run); the node-image tools are
+    # listed only when named, since their binary names repeat (kubectl of 1.35 and of 1.37)
+    in_paths: bool = True
+    # a program of ours with no upstream module (e.g. pause): its version is this string
+    own_version: str = ""
 
     @property
     def dir(self) -> Path:
         return HERE / self.name
 
 
+KUBERNETES_BINARIES = (
+    ("kube-apiserver", "k8s.io/kubernetes/cmd/kube-apiserver"),
+    ("kube-controller-manager", "k8s.io/kubernetes/cmd/kube-controller-manager"),
+    ("kube-scheduler", "k8s.io/kubernetes/cmd/kube-scheduler"),
+    ("kubectl", "k8s.io/kubernetes/cmd/kubectl"),
+    # the node's own: kubelet and kubeadm in the node image, kube-proxy as its DaemonSet's image
+    ("kubelet", "k8s.io/kubernetes/cmd/kubelet"),
+    ("kubeadm", "k8s.io/kubernetes/cmd/kubeadm"),
+    ("kube-proxy", "k8s.io/kubernetes/cmd/kube-proxy"),
+)
+KUBERNETES_TAGS = ("selinux", "notest", "grpcnotrace")
+
 TOOLS: Dict[str, Tool] = {t.name: t for t in (
     Tool("etcd", "go.etcd.io/etcd/server/v3", (("etcd", "go.etcd.io/etcd/server/v3"),), etcd_ldflags),
-    # kube-apiserver first: it compiles most of what the other three share.
-    Tool("kubernetes", "k8s.io/kubernetes",
-         (("kube-apiserver", "k8s.io/kubernetes/cmd/kube-apiserver"),
-          ("kube-controller-manager", "k8s.io/kubernetes/cmd/kube-controller-manager"),
-          ("kube-scheduler", "k8s.io/kubernetes/cmd/kube-scheduler"),
-          ("kubectl", "k8s.io/kubernetes/cmd/kubectl")),
-         kubernetes_ldflags,
+    # kube-apiserver first: it compiles most of what the others share. The 1.35 line serves the sandbox
+    # (kubectl) and the v1.35.4 node image (kubeadm v1beta3); the 1.37 line the v1.37.2 node image
+    # (kubeadm v1beta4, what kind v0.33 users get).
+    Tool("kubernetes", "k8s.io/kubernetes", KUBERNETES_BINARIES, kubernetes_ldflags,
          # hack/lib/golang.sh's tags for a non-debug build
-         tags=("selinux", "notest", "grpcnotrace"), staging_replaces=True),
+         tags=KUBERNETES_TAGS, staging_replaces=True),
+    Tool("kubernetes-1.37", "k8s.io/kubernetes", KUBERNETES_BINARIES, kubernetes_ldflags,
+         tags=KUBERNETES_TAGS, staging_replaces=True, in_paths=False),
+    # the kind CLI: creates clusters of node containers on Docker (sandbox/node_image builds the images)
+    Tool("kind", "sigs.k8s.io/kind", (("kind", "sigs.k8s.io/kind"),), kind_ldflags),
+    # what goes into the node images besides Kubernetes: crictl (kind load runs `crictl inspecti` in the
+    # node), CoreDNS (kubeadm's DNS addon), etcd 3.7 (kubeadm 1.37's default etcd), and our pause program
+    Tool("cri-tools", "sigs.k8s.io/cri-tools", (("crictl", "sigs.k8s.io/cri-tools/cmd/crictl"),),
+         crictl_ldflags, in_paths=False),
+    Tool("coredns", "github.com/coredns/coredns", (("coredns", "github.com/coredns/coredns"),),
+         coredns_ldflags, in_paths=False),
+    Tool("etcd-3.7", "go.etcd.io/etcd/server/v3", (("etcd", "go.etcd.io/etcd/server/v3"),), etcd_ldflags,
+         in_paths=False),
+    Tool("pause", "", (("pause", "arcwi.local/sandbox/go/pause"),), no_ldflags, in_paths=False,
+         local_sources=("main.go",), own_version="v1.0.0"),
     Tool("kwok", "sigs.k8s.io/kwok", (("kwok", "sigs.k8s.io/kwok/cmd/kwok"),), kwok_ldflags),
     # our own main (webhook/cmd/azure-wi-webhook/main.go): upstream's cmd/webhook plus --webhook-host and
     # --webhook-port, loopback only (upstream always binds 0.0.0.0:9443); upstream's packages do the rest.
@@ -200,6 +248,8 @@ def go_version() -> str:
 
 
 def pinned_version(tool: Tool) -> str:
+    if tool.own_version:
+        return tool.own_version
     gomod = tool.dir / "go.mod"
     try:
         text = gomod.read_text()
@@ -217,7 +267,8 @@ def recipe_hash(tool: Tool) -> str:
              f"env={sorted(GO_ENV.items())} tags={tool.tags} bins={tool.binaries}\n".encode())
     files = [tool.dir / n for n in ("go.mod", "go.sum", "tools.go")]
     for directory in [d for _, d in tool.local_replaces] + list(tool.local_sources):
-        files += sorted(p for p in (tool.dir / directory).rglob("*") if p.is_file())
+        path = tool.dir / directory
+        files += [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
     for path in files:
         h.update(str(path.relative_to(tool.dir)).encode() + b"\0"
                  + (path.read_bytes() if path.exists() else b"") + b"\0")
@@ -249,6 +300,8 @@ def is_current(tool: Tool, version: str) -> Tuple[bool, str]:
 
 
 def upstream_info(tool: Tool, version: str) -> Upstream:
+    if tool.own_version:  # a program of ours: nothing upstream to ask about
+        return Upstream(version=version, time="", commit="")
     info = json.loads(run_go(["mod", "download", "-json", f"{tool.module}@{version}"], tool.dir))
     try:  # the proxy's .info: {"Version", "Time", "Origin": {"Hash", ...} (not always)}
         meta = json.loads(Path(info["Info"]).read_text())
@@ -354,7 +407,8 @@ def binary_paths(tools: List[Tool]) -> Dict[str, str]:
 
 
 def cmd_paths(args: argparse.Namespace) -> int:
-    paths = binary_paths(selected(args.tools))
+    tools = selected(args.tools) if args.tools else [t for t in TOOLS.values() if t.in_paths]
+    paths = binary_paths(tools)
     if args.json:
         print(json.dumps(paths, indent=2))
     else:
@@ -384,6 +438,8 @@ def _directive(text: str, name: str) -> List[str]:
 
 def cmd_pin(args: argparse.Namespace) -> int:
     tool = selected([args.tool])[0]
+    if tool.own_version:
+        raise BuildError(f"{tool.name} is a program of ours (sandbox/go/{tool.name}); nothing upstream to pin")
     version = args.version
     info = json.loads(run_go(["mod", "download", "-json", f"{tool.module}@{version}"], HERE))
     if info.get("Error"):
