@@ -1,13 +1,14 @@
 """Command line of the sandbox.
 
     python -m sandbox up        start in the background; returns when every endpoint answers (no-op if running)
-    python -m sandbox down      stop (state is kept)
+    python -m sandbox down      stop (state is kept); --docker: stop the sandbox's Docker daemon too
     python -m sandbox reset     stop, wipe the state (the CA is kept), start again if it was running
     python -m sandbox status    what runs where
     python -m sandbox env       shell-sourceable KEY=VALUE lines for clients
     python -m sandbox ports     the ports and the variables that move them
     python -m sandbox serve     run in the foreground (what `up` starts)
     python -m sandbox demo      run playbooks/site.yml against the sandbox, print the proof (`make demo`)
+    python -m sandbox docker up|down|status|env   the sandbox's Docker daemon (sandbox/docker_engine.py)
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ import time
 import urllib.error
 import urllib.request
 
-from . import config
+from . import config, docker_engine
 from .pki import PKI
 
 START_TIMEOUT = 120.0
@@ -92,6 +93,11 @@ def _port_free(port: int) -> bool:
 
 
 def cmd_up(args) -> int:
+    try:  # the user's own Docker when it works, else the sandbox's daemon (shared, left running by `down`)
+        docker_engine.ensure_engine()
+    except docker_engine.DockerEngineError as exc:
+        print(f"sandbox: {exc}", file=sys.stderr)
+        return 1
     if _pid("sandbox.pid"):
         status = _all_answer()
         if all(status.values()):
@@ -190,6 +196,8 @@ def cmd_down(args) -> int:
         except FileNotFoundError:
             pass
     print("sandbox: stopped" if stopped else "sandbox: not running")
+    if getattr(args, "docker", False):  # the daemon is shared by every sandbox home: stopped only when asked
+        docker_engine.cmd_down()
     return 0
 
 
@@ -229,7 +237,13 @@ def env_lines() -> list[str]:
         f"ARCWI_SANDBOX_HOME={home}",
         f"REQUESTS_CA_BUNDLE={bundle}",
         f"SSL_CERT_FILE={bundle}",
-    ]
+    ] + _docker_env()
+
+
+def _docker_env() -> list[str]:
+    """DOCKER_HOST of the engine the sandbox uses (none for a user's Docker reached by the CLI's default)."""
+    host = docker_engine.engine().host
+    return [f"DOCKER_HOST={host}"] if host else []
 
 
 def cmd_env(args) -> int:
@@ -283,7 +297,10 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("up").set_defaults(func=cmd_up)
-    sub.add_parser("down").set_defaults(func=cmd_down)
+    down = sub.add_parser("down")
+    down.add_argument("--docker", action="store_true", help="stop the sandbox's Docker daemon too (shared by "
+                                                            "every sandbox home)")
+    down.set_defaults(func=cmd_down)
     reset = sub.add_parser("reset")
     reset.add_argument("--start", action="store_true", help="start the sandbox after the wipe")
     reset.set_defaults(func=cmd_reset)
@@ -296,6 +313,9 @@ def main(argv=None) -> int:
     demo = sub.add_parser("demo", help="run playbooks/site.yml against the sandbox and print the proof")
     demo.add_argument("playbook_args", nargs=argparse.REMAINDER, help="more ansible-playbook arguments (after --)")
     demo.set_defaults(func=cmd_demo)
+    docker = sub.add_parser("docker", help="the sandbox's Docker daemon")
+    docker.add_argument("action", choices=["up", "down", "status", "env"])
+    docker.set_defaults(func=lambda a: docker_engine.main([a.action]))
     args = parser.parse_args(argv)
     return args.func(args)
 
