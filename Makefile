@@ -11,7 +11,8 @@ NODE_STAMP := sandbox/node_modules/.stamp-$(shell sha256sum sandbox/package-lock
 
 .PHONY: setup sandbox-up sandbox-down sandbox-reset sandbox-status demo test test-sanity test-unit test-sandbox docs lint bench clean
 
-setup: $(STAMP) $(NODE_STAMP) .cache/collections/ansible_collections/arcwi/workload_identity sandbox-k8s-build
+setup: $(STAMP) $(NODE_STAMP) .cache/collections/ansible_collections/arcwi/workload_identity sandbox-docker \
+	sandbox-k8s-build sandbox-node-images
 	@echo "setup: done"
 
 # ansible.cfg points collections_path here: playbooks in this checkout use this checkout's collection
@@ -42,11 +43,26 @@ sandbox-k8s-build:
 	@start=$$(date +%s); $(PYTHON) sandbox/go/build.py; \
 	echo "setup: sandbox Go components ready in $$(( $$(date +%s) - start ))s"
 
+# Docker Engine: the user's own when it answers, else Debian's docker.io (installed here only when missing)
+# run by the sandbox as its own daemon (sandbox/docker_engine.py); debootstrap builds the node images' root
+.PHONY: sandbox-docker sandbox-node-images
+sandbox-docker:
+	@$(PYTHON) -m sandbox.docker_engine install
+	@if ! command -v debootstrap >/dev/null; then apt-get install -y --no-install-recommends debootstrap; fi
+
+# kind node images for Kubernetes v1.37.2 and v1.35.4, built offline into Docker (sandbox/nodeimage): a
+# no-op when the images of the current recipe are there
+sandbox-node-images: sandbox-docker sandbox-k8s-build
+	@start=$$(date +%s); $(PYTHON) -m sandbox.docker_engine up; \
+	set -a; eval "$$($(PYTHON) -m sandbox.docker_engine env)"; set +a; \
+	$(PYTHON) -m sandbox.nodeimage build; \
+	echo "setup: sandbox node images ready in $$(( $$(date +%s) - start ))s"
+
 sandbox-up: setup
 	$(PY) -m sandbox up
 
 sandbox-down:
-	@if [ -x $(PY) ]; then $(PY) -m sandbox down; fi
+	@if [ -x $(PY) ]; then $(PY) -m sandbox down --docker; else $(PYTHON) -m sandbox.docker_engine down; fi
 
 sandbox-reset: setup
 	$(PY) -m sandbox reset

@@ -177,10 +177,13 @@ TOOLS: Dict[str, Tool] = {t.name: t for t in (
     # the kind CLI: creates clusters of node containers on Docker (sandbox/node_image builds the images)
     Tool("kind", "sigs.k8s.io/kind", (("kind", "sigs.k8s.io/kind"),), kind_ldflags),
     # what goes into the node images besides Kubernetes: crictl (kind load runs `crictl inspecti` in the
-    # node), CoreDNS (kubeadm's DNS addon), etcd 3.7 (kubeadm 1.37's default etcd), and our pause program
+    # node), CoreDNS (kubeadm's DNS addon: v1.14.6 for 1.37, v1.13.1 for 1.35), etcd 3.7 (kubeadm 1.37's
+    # default etcd), and our pause program
     Tool("cri-tools", "sigs.k8s.io/cri-tools", (("crictl", "sigs.k8s.io/cri-tools/cmd/crictl"),),
          crictl_ldflags, in_paths=False),
     Tool("coredns", "github.com/coredns/coredns", (("coredns", "github.com/coredns/coredns"),),
+         coredns_ldflags, in_paths=False),
+    Tool("coredns-1.13", "github.com/coredns/coredns", (("coredns", "github.com/coredns/coredns"),),
          coredns_ldflags, in_paths=False),
     Tool("etcd-3.7", "go.etcd.io/etcd/server/v3", (("etcd", "go.etcd.io/etcd/server/v3"),), etcd_ldflags,
          in_paths=False),

@@ -356,6 +356,10 @@ def main(argv: list[str] | None = None) -> int:
             return cp(rest)
         if sub == "exec":
             return exec_(rest)
+        if sub == "image" and rest[:1] == ["inspect"]:
+            # the stand-in has no images: every node runs from the stand-in's own processes
+            print(f"Error: No such image: {rest[-1] if len(rest) > 1 else ''}", file=sys.stderr)
+            return 1
         print(f"docker: '{sub}' is not supported by the arcwi sandbox stand-in (supported: "
               f"{', '.join(SUPPORTED)}; exec answers only cat and ls).\nSee 'docker --help'.", file=sys.stderr)
         return 1

@@ -6,17 +6,21 @@ sandbox that holds other data, and in any order.
 """
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import ssl
 import subprocess
 import sys
+import tempfile
 import urllib.request
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
@@ -367,3 +371,35 @@ def kill_play(pid: int) -> list[int]:
         except ProcessLookupError:
             continue
     return stopped
+
+
+def _jwks_module():
+    """plugins/module_utils/_jwks.py under its collection import path (a symlink, as in
+    test_module_utils_azure.py: the repository root is the collection root)."""
+    name = "ansible_collections.arcwi.workload_identity.plugins.module_utils._jwks"
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        pass
+    base = Path(tempfile.mkdtemp(prefix="arcwi-collection-"))
+    link = base / "ansible_collections" / "arcwi" / "workload_identity"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(REPO, target_is_directory=True)
+    sys.path.insert(0, str(base))
+    importlib.invalidate_caches()
+    return importlib.import_module(name)
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory):
+    """A fresh service-account key pair and its kid (kube-apiserver's keyIDFromPublicKey)."""
+    directory = tmp_path_factory.mktemp("keys")
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    (directory / "sa.key").write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                         serialization.PrivateFormat.TraditionalOpenSSL,
+                                                         serialization.NoEncryption()))
+    os.chmod(directory / "sa.key", 0o600)
+    (directory / "sa.pub").write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                                     serialization.PublicFormat.SubjectPublicKeyInfo))
+    return {"signing": str(directory / "sa.key"), "public": str(directory / "sa.pub"),
+            "kid": _jwks_module().key_id(key.public_key())}
