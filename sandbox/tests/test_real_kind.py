@@ -109,15 +109,18 @@ class Runner:
         except json.JSONDecodeError:
             pytest.fail(f"ansible-playbook printed no JSON (rc {run.returncode}):\n{run.stdout}\n{run.stderr}")
         stats = out["stats"]["localhost"]
-        facts, messages, why = {}, [], []
+        facts, messages, why, changed_tasks = {}, [], [], []
         for task in out["plays"][0]["tasks"]:
             result = task["hosts"].get("localhost", {})
             facts.update(result.get("ansible_facts", {}))
+            if result.get("changed"):
+                changed_tasks.append(task["task"]["name"].split(" : ", 1)[-1])
             if result.get("failed"):
                 messages.append(str(result.get("msg", "")))
                 why.append(f"{task['task']['name']}: {result.get('msg', '')}\n{str(result.get('stderr', ''))[-2000:]}")
         return {"rc": run.returncode, "changed": stats["changed"], "failed": stats["failures"], "facts": facts,
-                "message": "\n".join(messages), "text": "\n".join(why + [run.stdout[-6000:]])}
+                "changed_tasks": changed_tasks, "message": "\n".join(messages),
+                "text": "\n".join(why + [run.stdout[-6000:]])}
 
     def kind(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
         return subprocess.run([self.real["kind"], *args], capture_output=True, text=True, check=check, timeout=timeout)
@@ -283,7 +286,8 @@ class TestBadInputFailsBeforeAnythingIsCreated:
         name = runner.name()
         self._refused(runner, runner.variables(name, "https://issuer.example.invalid/x"),
                       env={"DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock"},
-                      expect=["Docker is not usable", f"DOCKER_HOST=unix://{tmp_path}/no-docker.sock"])
+                      expect=["Docker is not usable", f"DOCKER_HOST=unix://{tmp_path}/no-docker.sock",
+                              "python -m sandbox up"])
 
     def test_a_port_taken(self, runner):
         name = runner.name()
@@ -332,7 +336,7 @@ def test_a_killed_create_is_deleted_and_created_again(runner):
 
     rerun = runner.play(variables)
     assert rerun["rc"] == 0, rerun["text"]
-    assert f"Delete the cluster whose create was interrupted, {name}" in rerun["text"]
+    assert f"Delete the cluster whose create was interrupted, {name}" in rerun["changed_tasks"], rerun["changed_tasks"]
     assert not marker.exists()
     assert runner.served(name) == (issuer, [runner.keys["kid"]])
     again = runner.play(variables)
