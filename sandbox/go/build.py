@@ -193,8 +193,10 @@ TOOLS: Dict[str, Tool] = {t.name: t for t in (
     # our own main (webhook/cmd/azure-wi-webhook/main.go): upstream's cmd/webhook plus --webhook-host and
     # --webhook-port, loopback only (upstream always binds 0.0.0.0:9443); upstream's packages do the rest.
     # tools.go keeps naming upstream's main so the build list stays the one upstream's binary needs.
+    # `manager` is upstream's cmd/webhook as it is, for the image the upstream chart runs in the node images
     Tool("webhook", "github.com/Azure/azure-workload-identity",
-         (("azure-wi-webhook", "arcwi.local/sandbox/go/webhook/cmd/azure-wi-webhook"),),
+         (("azure-wi-webhook", "arcwi.local/sandbox/go/webhook/cmd/azure-wi-webhook"),
+          ("manager", "github.com/Azure/azure-workload-identity/cmd/webhook")),
          webhook_ldflags, local_replaces=(("monis.app/mlog", "./mlog"),), local_sources=("cmd",),
          tools_imports=("github.com/Azure/azure-workload-identity/cmd/webhook",)),
     Tool("helm", "helm.sh/helm/v3", (("helm", "helm.sh/helm/v3/cmd/helm"),), helm_ldflags,

@@ -22,7 +22,9 @@ GO_BUILD = REPO / "sandbox" / "go" / "build.py"
 PROG = "python -m sandbox.nodeimage"
 # Bump when the way images are made changes, so that cached images are rebuilt.
 RECIPE_REVISION = 1
-REPOSITORY = "arcwi-sandbox"
+# where the images are tagged (a name no registry serves); ARCWI_NODEIMAGE_REPOSITORY moves them, e.g. to
+# build and try a changed recipe beside the images other checkouts use
+REPOSITORY = os.environ.get("ARCWI_NODEIMAGE_REPOSITORY", "arcwi-sandbox")
 LABEL = "io.arcwi.sandbox"
 SUITE = "bookworm"
 # Debian in the node: the init system, the container runtime and what kubelet, kube-proxy and the CNI
@@ -109,7 +111,7 @@ def image_labels(image: str) -> Optional[Dict[str, str]]:
 # ---- the Go parts -------------------------------------------------------------------------------
 
 def go_tools(nv: NodeVersion) -> Tuple[str, ...]:
-    return (nv.kubernetes, nv.etcd, nv.coredns, *COMMON_TOOLS)
+    return (nv.kubernetes, nv.etcd, nv.coredns, *COMMON_TOOLS, "webhook")
 
 
 def build_go(tools: Sequence[str]) -> None:
@@ -215,6 +217,7 @@ class Component:
     binary: Path
     path: str           # where the binary sits in the image
     on_debian: bool     # kube-proxy needs iptables: built on the node's Debian root, others on scratch
+    user: str = ""      # the image's USER (the webhook's image runs as 65532, as upstream's does)
 
 
 def kubeadm_images(kubeadm: Path, version: str) -> List[str]:
@@ -252,10 +255,47 @@ def components(nv: NodeVersion) -> Tuple[List[Component], List[str], Dict[str, s
             comps.append(Component(ref, pause_dir / "pause", "/pause", False))
         else:
             raise NodeImageError(f"kubeadm {nv.version} asks for {ref}, which the node image builder does not know")
+    comps += extra_components()
     patches = []
     if cluster_config:
         patches.append(json.dumps({"kind": "ClusterConfiguration", **cluster_config}))
     return comps, patches, substituted
+
+
+# The upstream webhook chart's image (values.yaml: image.repository and image.release = the chart's
+# appVersion), built from the same Go module as the chart (sandbox/go/webhook, upstream's cmd/webhook as
+# `manager`), as upstream's docker/webhook.Dockerfile lays it out: /manager, user 65532.
+WEBHOOK_REPOSITORY = "mcr.microsoft.com/oss/azure/workload-identity/webhook"
+WEBHOOK_CHART = "workload-identity-webhook"
+
+
+def extra_components() -> List[Component]:
+    webhook_dir, webhook_stamp = go_binaries("webhook")
+    return [Component(f"{WEBHOOK_REPOSITORY}:{webhook_stamp['version']}", webhook_dir / "manager", "/manager",
+                      False, user="65532:65532")]
+
+
+def webhook_chart() -> Path:
+    """The upstream chart workload-identity-webhook, packaged by helm from the webhook module's own source
+    in the Go module cache (manifest_staging/charts, the chart released with that version) into the cache.
+    Never committed: the module cache is where the source lives."""
+    _, stamp = go_binaries("webhook")
+    version = stamp["version"].lstrip("v")
+    target = cache_dir() / "charts" / f"{WEBHOOK_CHART}-{version}.tgz"
+    if target.exists():
+        return target
+    info = json.loads(run(["go", "mod", "download", "-json", f"{stamp['module']}@{stamp['version']}"]).stdout)
+    source = Path(info["Dir"]) / "manifest_staging" / "charts" / WEBHOOK_CHART
+    chart = (source / "Chart.yaml").read_text()
+    if f"\nversion: {version}\n" not in f"\n{chart}\n":
+        raise NodeImageError(f"{source}/Chart.yaml is not version {version}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    helm = json.loads(run([sys.executable, str(GO_BUILD), "paths", "--json", "helm"]).stdout)["helm"]
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        run([helm, "package", str(source), "--destination", tmp])
+        os.rename(Path(tmp) / target.name, target)
+    log(f"{WEBHOOK_CHART} {version}: packaged from {source} into {target}")
+    return target
 
 
 def build_component(comp: Component, base: str, work: Path) -> None:
@@ -267,6 +307,7 @@ def build_component(comp: Component, base: str, work: Path) -> None:
         f"COPY binary {comp.path}",
         "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
         f'ENTRYPOINT ["{comp.path}"]',
+        *([f"USER {comp.user}"] if comp.user else []),
         f"LABEL {LABEL}.built-from=sandbox/go",
         "",
     ]))
@@ -462,6 +503,12 @@ def cmd_patches(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_chart(args: argparse.Namespace) -> int:
+    build_go(["webhook", "helm"])
+    print(webhook_chart())
+    return 0
+
+
 def cmd_image(args: argparse.Namespace) -> int:
     print(selected([args.version or DEFAULT_VERSION])[0].image)
     return 0
@@ -479,6 +526,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("image")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_patches)
+    sub.add_parser("chart", help="the upstream webhook chart, packaged (path of the .tgz)").set_defaults(func=cmd_chart)
     p = sub.add_parser("image", help="the image name of VERSION")
     p.add_argument("version", nargs="?")
     p.set_defaults(func=cmd_image)
