@@ -189,6 +189,10 @@ TOOLS: Dict[str, Tool] = {t.name: t for t in (
          in_paths=False),
     Tool("pause", "", (("pause", "arcwi.local/sandbox/go/pause"),), no_ldflags, in_paths=False,
          local_sources=("main.go",), own_version="v1.0.0"),
+    # the demo workload (sandbox/go/proof/main.go, ours, on azidentity): a pod's token exchange, an ARM read
+    # and a refused write, one JSON line per round; an image of it is preloaded in the node images
+    Tool("proof", "", (("workload-proof", "arcwi.local/sandbox/go/proof"),), no_ldflags,
+         local_sources=("main.go",), own_version="v1.0.0"),
     Tool("kwok", "sigs.k8s.io/kwok", (("kwok", "sigs.k8s.io/kwok/cmd/kwok"),), kwok_ldflags),
     # our own main (webhook/cmd/azure-wi-webhook/main.go): upstream's cmd/webhook plus --webhook-host and
     # --webhook-port, loopback only (upstream always binds 0.0.0.0:9443); upstream's packages do the rest.

@@ -111,7 +111,7 @@ def image_labels(image: str) -> Optional[Dict[str, str]]:
 # ---- the Go parts -------------------------------------------------------------------------------
 
 def go_tools(nv: NodeVersion) -> Tuple[str, ...]:
-    return (nv.kubernetes, nv.etcd, nv.coredns, *COMMON_TOOLS, "webhook")
+    return (nv.kubernetes, nv.etcd, nv.coredns, *COMMON_TOOLS, "webhook", "proof")
 
 
 def build_go(tools: Sequence[str]) -> None:
@@ -269,9 +269,16 @@ WEBHOOK_REPOSITORY = "mcr.microsoft.com/oss/azure/workload-identity/webhook"
 WEBHOOK_CHART = "workload-identity-webhook"
 
 
+# The sandbox's demo workload (sandbox/go/proof), under a name no registry serves.
+PROOF_IMAGE = "arcwi-sandbox/workload-proof"
+
+
 def extra_components() -> List[Component]:
     webhook_dir, webhook_stamp = go_binaries("webhook")
+    proof_dir, proof_stamp = go_binaries("proof")
     return [Component(f"{WEBHOOK_REPOSITORY}:{webhook_stamp['version']}", webhook_dir / "manager", "/manager",
+                      False, user="65532:65532"),
+            Component(f"{PROOF_IMAGE}:{proof_stamp['version']}", proof_dir / "workload-proof", "/workload-proof",
                       False, user="65532:65532")]
 
 

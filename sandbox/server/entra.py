@@ -114,6 +114,9 @@ from . import tokens as tokenmod
 from .arm import msi
 from .http import ApiError, Response, Router
 
+# the OpenID Connect scopes MSAL adds to token requests (see the client_credentials scope check)
+OIDC_SCOPES = frozenset({"openid", "offline_access", "profile"})
+
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
@@ -196,7 +199,12 @@ def make_router(ctx) -> Router:
             raise entra_error(400, "invalid_request", 900144,
                               "The request body must contain the following parameter: 'client_id'.")
         scope = form.get("scope") or ""
-        scopes = scope.split()
+        # MSAL Go (azidentity: WorkloadIdentityCredential, ClientAssertionCredential) adds the OpenID Connect
+        # scopes to every token request, client credentials included (microsoft-authentication-library-for-go
+        # apps/internal/oauth/ops/accesstokens/accesstokens.go: FromAssertion/FromClientSecret ->
+        # addScopeQueryParam -> AppendDefaultScopes "openid offline_access profile"), and Entra answers those
+        # requests: the OIDC scopes are set aside, and exactly one resource scope ending in /.default remains
+        scopes = [s for s in scope.split() if s not in OIDC_SCOPES]
         if len(scopes) != 1 or not scopes[0].endswith("/.default"):
             raise entra_error(400, "invalid_scope", 1002012,
                               f"The provided value for scope {scope} is not valid. Client credential flows must "

@@ -447,3 +447,69 @@ def test_application_certificate_assertion_gives_700027(sandbox, oidc_issuer):
     assert_aadsts(exchange(sandbox, app["client_id"], assertion), 700027,
                   contains="The certificate with identifier used to sign the client assertion is not registered "
                            "on application.")
+
+
+def test_msal_go_scopes_are_accepted_with_one_default_scope(sandbox, federated):
+    """MSAL Go (azidentity) sends 'RESOURCE/.default openid offline_access profile' in client credentials
+    requests (microsoft-authentication-library-for-go apps/internal/oauth/ops/accesstokens/accesstokens.go,
+    AppendDefaultScopes), which Entra answers with a token for RESOURCE."""
+    federation, issuer, subject = federated
+    status, body = exchange(sandbox, federation.client_id, issuer.mint(subject),
+                            scope=f"{sandbox.arm_scope} openid offline_access profile")
+    assert status == 200, body
+    claims = jwt.decode(body["access_token"], options={"verify_signature": False})
+    assert claims["aud"] == sandbox.arm_scope[: -len(".default")]
+
+
+@pytest.mark.parametrize("scope", ["openid offline_access profile", "{arm} {arm}",
+                                   "{arm} https://storage.azure.com/.default", "{arm_no_default} openid"])
+def test_client_credentials_need_exactly_one_default_scope(sandbox, federated, scope):
+    """Without a resource's /.default scope, or with two, Entra refuses the request: AADSTS1002012
+    (learn.microsoft.com/entra/identity-platform/v2-oauth2-client-creds-grant-flow, "scope")."""
+    federation, issuer, subject = federated
+    arm = sandbox.arm_scope
+    value = scope.format(arm=arm, arm_no_default=arm[: -len("/.default")])
+    assert_aadsts(exchange(sandbox, federation.client_id, issuer.mint(subject), scope=value), 1002012,
+                  status=400, error="invalid_scope")
+
+
+def _proof(sandbox, federation, token: str, tmp_path) -> dict:
+    """One round of the demo workload (sandbox/go/proof: Go, azidentity's WorkloadIdentityCredential) with
+    the variables the webhook injects, against the emulators."""
+    import os
+    import subprocess
+
+    from .conftest import binary_paths
+
+    token_file = tmp_path / "azure-identity-token"
+    token_file.write_text(token)
+    sub = sandbox.subscription_id
+    env = dict(os.environ, AZURE_CLIENT_ID=federation.client_id, AZURE_TENANT_ID=sandbox.tenant_id,
+               AZURE_FEDERATED_TOKEN_FILE=str(token_file), AZURE_AUTHORITY_HOST=sandbox.authority,
+               ARCWI_ARM_ENDPOINT=sandbox.arm_url, ARCWI_ARM_SCOPE=sandbox.arm_scope, SSL_CERT_FILE=sandbox.bundle,
+               ARCWI_READ_PATH=f"/subscriptions/{sub}/resourceGroups/{federation.rg}?api-version=2021-04-01",
+               ARCWI_WRITE_PATH=f"/subscriptions/{sub}/resourceGroups/rg-denied-{uuid.uuid4().hex[:6]}"
+                                "?api-version=2021-04-01",
+               ARCWI_WRITE_BODY='{"location": "westeurope"}', ARCWI_ROUNDS="1")
+    env.pop("AZURE_CLIENT_SECRET", None)
+    run = subprocess.run([binary_paths()["workload-proof"]], env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout.splitlines()[-1])
+
+
+def test_the_demo_workload_exchanges_reads_and_is_refused_a_write(sandbox, federated, tmp_path):
+    """azidentity (Go) against the emulators: the exchange (with MSAL Go's scopes), an ARM read (200) and a
+    write refused 403 AuthorizationFailed; the claims Entra compared are in the line it prints."""
+    federation, issuer, subject = federated
+    line = _proof(sandbox, federation, issuer.mint(subject), tmp_path)
+    assert (line["exchange"], line["read"], line["write"], line["write_code"], line["proof"]) == \
+        ("ok", 200, 403, "AuthorizationFailed", "ok"), line
+    assert (line["assertion_iss"], line["assertion_sub"]) == (issuer.url, subject)
+
+
+def test_the_demo_workload_names_the_aadsts_code(sandbox, federated, tmp_path):
+    federation, issuer, subject = federated
+    wrong = subject.replace(":workload", ":other")
+    line = _proof(sandbox, federation, issuer.mint(wrong), tmp_path)
+    assert (line["exchange"], line["aadsts"], line["proof"]) == ("failed", "AADSTS700213", "failed"), line
+    assert f"presented assertion subject '{wrong}'" in line["error"]
