@@ -25,7 +25,7 @@ import time
 import urllib.error
 import urllib.request
 
-from . import config, docker_engine
+from . import config, docker_engine, podnet
 from .pki import PKI
 
 START_TIMEOUT = 120.0
@@ -94,8 +94,12 @@ def _port_free(port: int) -> bool:
 
 def cmd_up(args) -> int:
     try:  # the user's own Docker when it works, else the sandbox's daemon (shared, left running by `down`)
-        docker_engine.ensure_engine()
-    except docker_engine.DockerEngineError as exc:
+        engine = docker_engine.ensure_engine()
+        if engine.host:
+            os.environ["DOCKER_HOST"] = engine.host
+        # pods reach the emulators on the gateway of the Docker network kind's nodes join (sandbox/podnet.py)
+        podnet.ensure()
+    except (docker_engine.DockerEngineError, podnet.PodNetworkError) as exc:
         print(f"sandbox: {exc}", file=sys.stderr)
         return 1
     if _pid("sandbox.pid"):
@@ -235,6 +239,11 @@ def env_lines() -> list[str]:
         # what a client uses instead of https://{location}.dp.kubernetesconfiguration.azure.com/ (Azure Arc)
         f"ARCWI_ARC_DATAPLANE_ENDPOINT={config.url('arcdp')}",
         f"ARCWI_SANDBOX_HOME={home}",
+        # what pods use (the gateway of the sandbox's Docker network `kind`), when there is one
+        *([f"ARCWI_SANDBOX_POD_HOST={podnet.recorded()}",
+           f"ARCWI_SANDBOX_POD_ARM={podnet.url('arm')}",
+           f"ARCWI_SANDBOX_POD_AUTHORITY_HOST={podnet.url('entra')}",
+           f"ARCWI_SANDBOX_POD_ADMIN={podnet.url('admin')}"] if podnet.recorded() else []),
         f"REQUESTS_CA_BUNDLE={bundle}",
         f"SSL_CERT_FILE={bundle}",
     ] + _docker_env()

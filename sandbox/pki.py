@@ -51,12 +51,14 @@ class PKI:
         self.server_key = self.dir / "server.key"
         self.bundle = self.dir / "bundle.pem"
 
-    def ensure(self) -> None:
+    def ensure(self, extra_ips: tuple[str, ...] = ()) -> None:
+        """CA and server certificate; the server's is issued again when it lacks one of extra_ips (the
+        gateway of the sandbox's Docker network, where pods reach the emulators)."""
         self.dir.mkdir(parents=True, exist_ok=True)
         if not (self.ca_cert.exists() and self.ca_key.exists()):
             self._make_ca()
-        if not (self.server_cert.exists() and self.server_key.exists()):
-            self._make_server()
+        if not (self.server_cert.exists() and self.server_key.exists()) or not self._covers(extra_ips):
+            self._make_server(extra_ips)
         bundle = self.ca_cert.read_bytes() + b"\n" + _system_bundle()
         if not self.bundle.exists() or self.bundle.read_bytes() != bundle:
             _write(self.bundle, bundle, 0o644)
@@ -93,7 +95,13 @@ class PKI:
             if stale.exists():
                 stale.unlink()
 
-    def _make_server(self) -> None:
+    def _covers(self, ips: tuple[str, ...]) -> bool:
+        cert = x509.load_pem_x509_certificate(self.server_cert.read_bytes())
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        have = {str(ip) for ip in names.get_values_for_type(x509.IPAddress)}
+        return set(ips) <= have
+
+    def _make_server(self, extra_ips: tuple[str, ...] = ()) -> None:
         ca_key = serialization.load_pem_private_key(self.ca_key.read_bytes(), None)
         ca_cert = x509.load_pem_x509_certificate(self.ca_cert.read_bytes())
         key = ec.generate_private_key(ec.SECP256R1())
@@ -109,6 +117,7 @@ class PKI:
             .add_extension(x509.SubjectAlternativeName([
                 x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
                 x509.DNSName("localhost"),
+                *[x509.IPAddress(ipaddress.ip_address(ip)) for ip in extra_ips if ip != "127.0.0.1"],
             ]), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)

@@ -110,6 +110,7 @@ from urllib.parse import urlsplit
 
 import jwt
 
+from .. import config, podnet
 from . import tokens as tokenmod
 from .arm import msi
 from .http import ApiError, Response, Router
@@ -140,7 +141,17 @@ def resources(ctx) -> dict[str, str]:
 
 def make_router(ctx) -> Router:
     router = Router("entra")
-    base = ctx.entra_url.rstrip("/")
+    loopback = ctx.entra_url.rstrip("/")
+
+    def base_for(request) -> str:
+        """The authority's URL as the client reached it: loopback, or the gateway of the sandbox's Docker
+        network for pods (sandbox/podnet.py); every endpoint the metadata names is on that same host, as
+        Entra's are on login.microsoftonline.com."""
+        host = (request.headers.get("Host") or "").strip()
+        gateway = podnet.recorded()
+        if gateway and host == f"{gateway}:{config.port('entra')}":
+            return f"https://{host}"
+        return loopback
 
     def tenant_ok(tenant: str) -> None:
         if tenant.lower() not in (ctx.ident.tenant_id.lower(), "organizations", "common"):
@@ -154,6 +165,7 @@ def make_router(ctx) -> Router:
         tenant = request.params["tenant"]
         tenant_ok(tenant)
         tid = ctx.ident.tenant_id if tenant.lower() in ("common", "organizations") else tenant
+        base = base_for(request)
         return Response(200, {
             "token_endpoint": f"{base}/{tid}/oauth2/v2.0/token",
             "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],

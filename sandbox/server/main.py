@@ -9,6 +9,7 @@ import sys
 import threading
 
 from .. import config
+from .. import podnet
 from ..pki import PKI
 from . import admin, arcdp, blob, entra, web
 from .arm import authorization, core, storage
@@ -37,8 +38,14 @@ def run() -> None:
     home = config.home()
     home.mkdir(parents=True, exist_ok=True)
     (home / "logs").mkdir(exist_ok=True)
+    # pods reach ARM, Entra and admin on the gateway of the sandbox's Docker network (sandbox/podnet.py)
+    pod_host = podnet.recorded()
+    if pod_host and not podnet.local(pod_host):
+        print(f"sandbox: the pod network's gateway {pod_host} is not an address of this machine; serving "
+              "loopback only", flush=True)
+        pod_host = None
     pki = PKI(home)
-    pki.ensure()
+    pki.ensure((pod_host,) if pod_host else ())
     ident = config.Identity.load_or_create(home)
     store = Store(home / "state.db")
     tokens = TokenService(home, ident.tenant_id)
@@ -68,6 +75,8 @@ def run() -> None:
         "blob": blob.make_router(ctx),  # the proxy in front of Azurite (answers 503 until Azurite runs)
     }
     servers = [serve(router, app, config.HOST, config.port(name), tls) for name, router in routers.items()]
+    if pod_host:
+        servers += [serve(routers[name], app, pod_host, config.port(name), tls) for name in podnet.POD_ENDPOINTS]
 
     ctx.azurite = Azurite(home=home, port=config.port("azurite"), cert=pki.server_cert, key=pki.server_key,
                           log_path=home / "logs" / "azurite.log")
