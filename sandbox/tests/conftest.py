@@ -373,12 +373,12 @@ def kill_play(pid: int) -> list[int]:
     return stopped
 
 
-def _jwks_module():
-    """plugins/module_utils/_jwks.py under its collection import path (a symlink, as in
-    test_module_utils_azure.py: the repository root is the collection root)."""
-    name = "ansible_collections.arcwi.workload_identity.plugins.module_utils._jwks"
+def collection_module(name: str):
+    """A module of the collection under its import path ansible_collections.arcwi.workload_identity.NAME
+    (the repository root is the collection root: a symlink in a temporary tree gives it that path)."""
+    full = f"ansible_collections.arcwi.workload_identity.{name}"
     try:
-        return importlib.import_module(name)
+        return importlib.import_module(full)
     except ImportError:
         pass
     base = Path(tempfile.mkdtemp(prefix="arcwi-collection-"))
@@ -387,7 +387,7 @@ def _jwks_module():
     link.symlink_to(REPO, target_is_directory=True)
     sys.path.insert(0, str(base))
     importlib.invalidate_caches()
-    return importlib.import_module(name)
+    return importlib.import_module(full)
 
 
 @pytest.fixture(scope="module")
@@ -402,4 +402,4 @@ def keys(tmp_path_factory):
     (directory / "sa.pub").write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
                                                                      serialization.PublicFormat.SubjectPublicKeyInfo))
     return {"signing": str(directory / "sa.key"), "public": str(directory / "sa.pub"),
-            "kid": _jwks_module().key_id(key.public_key())}
+            "kid": collection_module("plugins.module_utils._jwks").key_id(key.public_key())}

@@ -6,14 +6,13 @@ request log.
 """
 from __future__ import annotations
 
-import importlib
-import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 import pytest
+
+from .conftest import collection_module
 
 REPO = Path(__file__).resolve().parents[2]
 SANDBOX_AUDIENCE_SCOPE = "https://management.sandbox.arcwi.invalid/.default"
@@ -23,17 +22,7 @@ SANDBOX_AUDIENCE_SCOPE = "https://management.sandbox.arcwi.invalid/.default"
 def azure_utils():
     """plugins/module_utils/_azure.py imported as ansible_collections.arcwi.workload_identity (the
     repository root is the collection root; a symlink gives it the collection's import path)."""
-    try:
-        return importlib.import_module("ansible_collections.arcwi.workload_identity.plugins.module_utils._azure")
-    except ImportError:
-        pass
-    base = Path(tempfile.mkdtemp(prefix="arcwi-collection-"))
-    link = base / "ansible_collections" / "arcwi" / "workload_identity"
-    link.parent.mkdir(parents=True)
-    link.symlink_to(REPO, target_is_directory=True)
-    sys.path.insert(0, str(base))
-    importlib.invalidate_caches()
-    return importlib.import_module("ansible_collections.arcwi.workload_identity.plugins.module_utils._azure")
+    return collection_module("plugins.module_utils._azure")
 
 
 def statuses(sandbox, mark, fragment, method=None):
