@@ -403,3 +403,26 @@ def keys(tmp_path_factory):
                                                                      serialization.PublicFormat.SubjectPublicKeyInfo))
     return {"signing": str(directory / "sa.key"), "public": str(directory / "sa.pub"),
             "kid": collection_module("plugins.module_utils._jwks").key_id(key.public_key())}
+
+
+# ---- real kind (sandbox/tests/realkind.py) ----------------------------------------------------------
+@pytest.fixture(scope="module")
+def real_kind():
+    """DOCKER_HOST of the sandbox's daemon (started if needed), the kind binary and both node images."""
+    from sandbox import docker_engine
+    from sandbox.nodeimage import build as nodeimage
+
+    from .realkind import VERSIONS, go_path
+
+    host = docker_engine.ensure_engine().host
+    if host:
+        os.environ["DOCKER_HOST"] = host
+    built = subprocess.run([sys.executable, "-m", "sandbox.nodeimage", "build", *VERSIONS], cwd=REPO,
+                           capture_output=True, text=True, timeout=3600)
+    assert built.returncode == 0, f"node images could not be built:\n{built.stdout}\n{built.stderr}"
+    kind = go_path("kind", "kind")
+    version = subprocess.run([kind, "version"], capture_output=True, text=True, check=True).stdout
+    assert version.split()[1] == "v0.33.0", version
+    return {"kind": kind, "kubectl": go_path("kubernetes-1.37", "kubectl"), "docker_host": host,
+            "patches": {v: nodeimage.patches_for(nodeimage.VERSIONS[v].image) for v in VERSIONS},
+            "images": {v: nodeimage.VERSIONS[v].image for v in VERSIONS}}

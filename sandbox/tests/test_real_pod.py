@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from sandbox import podnet
 
 from .test_entra import Federation  # noqa: F401  (the identity with Reader and its FICs)
-from .test_real_kind import Runner, real_kind  # noqa: F401  (real_kind: the module's fixture)
+from .realkind import Runner
 from .test_real_webhook import _chart, _helm
 
 NAMESPACE = "demo"
@@ -34,7 +34,7 @@ PROOF_IMAGE = "arcwi-sandbox/workload-proof:v1.0.0"
 
 
 @pytest.fixture(scope="module")
-def chain(sandbox, oidc_server, real_kind, tmp_path_factory):  # noqa: F811
+def chain(sandbox, oidc_server, real_kind, tmp_path_factory):
     """(runner, cluster name, federation, issuer): a real cluster signing as the issuer, the webhook
     installed for the sandbox's cloud, a federated identity."""
     import uuid

@@ -22,7 +22,7 @@ import uuid
 import pytest
 
 from .conftest import REPO
-from .test_real_kind import Runner, real_kind  # noqa: F401  (real_kind: the module's fixture)
+from .realkind import Runner
 
 TENANT = str(uuid.uuid4())
 CLIENT = str(uuid.uuid4())
@@ -33,7 +33,7 @@ VOLUME_PREFIX = "azure-workload-identity-reserved-"
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory, keys, real_kind):  # noqa: F811
+def cluster(tmp_path_factory, keys, real_kind):
     runner = Runner(tmp_path_factory.mktemp("webhook"), keys, real_kind)
     name = runner.name()
     variables = runner.variables(name, f"https://issuer.example.invalid/{name}/")

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from sandbox import podnet
 
 from .conftest import REPO
-from .test_real_kind import Runner, real_kind  # noqa: F401  (real_kind: the module's fixture)
+from .realkind import Runner
 from .test_real_pod import PROOF_IMAGE
 from .test_real_webhook import _chart, _helm
 
@@ -104,7 +104,7 @@ def _play(tmp_path, sandbox, variables: dict) -> dict:
 
 
 def test_the_roles_on_real_kind_give_the_pod_azure_access_and_a_rerun_changes_nothing(
-        tmp_path, sandbox, oidc_server, real_kind, tmp_path_factory):  # noqa: F811
+        tmp_path, sandbox, oidc_server, real_kind, tmp_path_factory):
     issuer = oidc_server.issuer()
     keys = tmp_path_factory.mktemp("rwi-keys")
     (keys / "sa.key").write_bytes(issuer.key.private_bytes(
