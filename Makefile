@@ -44,11 +44,11 @@ sandbox-k8s-build:
 	echo "setup: sandbox Go components ready in $$(( $$(date +%s) - start ))s"
 
 # Docker Engine: the user's own when it answers, else Debian's docker.io (installed here only when missing)
-# run by the sandbox as its own daemon (sandbox/docker_engine.py); debootstrap builds the node images' root
+# run by the sandbox as its own daemon (sandbox/docker_engine.py); debootstrap (also installed when missing)
+# builds the node images' root
 .PHONY: sandbox-docker sandbox-node-images
 sandbox-docker:
 	@$(PYTHON) -m sandbox.docker_engine install
-	@if ! command -v debootstrap >/dev/null; then apt-get install -y --no-install-recommends debootstrap; fi
 
 # kind node images for Kubernetes v1.37.2 and v1.35.4, built offline into Docker (sandbox/nodeimage): a
 # no-op when the images of the current recipe are there

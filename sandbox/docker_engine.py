@@ -674,6 +674,8 @@ def missing_packages() -> list[str]:
         packages.append("docker.io")
     if not is_static("/bin/busybox"):  # the tests' container image: one static busybox
         packages.append("busybox-static")
+    if shutil.which("debootstrap", path=_search_path()) is None:  # the node images' Debian root (sandbox/nodeimage)
+        packages.append("debootstrap")
     return packages
 
 
