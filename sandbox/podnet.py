@@ -14,7 +14,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import subprocess
-from pathlib import Path
 
 from . import config
 
@@ -87,10 +86,3 @@ def url(name: str, path: str = "/") -> str | None:
     gateway = recorded()
     return f"https://{gateway}:{config.port(name)}{path}" if gateway else None
 
-
-def forget() -> None:
-    (config.home() / RECORD).unlink(missing_ok=True)
-
-
-def record_path() -> Path:
-    return config.home() / RECORD

@@ -113,3 +113,15 @@ class Runner:
     def cleanup(self) -> None:
         for name in self.names:
             self.kind("delete", "cluster", "--name", name, "--kubeconfig", self.kubeconfig, check=False, timeout=120)
+
+
+def issuer_keys(issuer, directory: Path) -> dict:
+    """The test issuer's key as a cluster's service-account key pair (sa.key 0600, sa.pub), with its kid."""
+    from cryptography.hazmat.primitives import serialization
+
+    (directory / "sa.key").write_bytes(issuer.key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()))
+    os.chmod(directory / "sa.key", 0o600)
+    (directory / "sa.pub").write_bytes(issuer.key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    return {"signing": str(directory / "sa.key"), "public": str(directory / "sa.pub"), "kid": issuer.kid}

@@ -15,17 +15,15 @@ pkg/webhook/webhook.go (AZURE_AUTHORITY_HOST = the environment's activeDirectory
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 
 from sandbox import podnet
 
 from .test_entra import Federation  # noqa: F401  (the identity with Reader and its FICs)
-from .realkind import Runner
+from .realkind import Runner, issuer_keys
 from .test_real_webhook import _chart, _helm
 
 NAMESPACE = "demo"
@@ -41,13 +39,7 @@ def chain(sandbox, oidc_server, real_kind, tmp_path_factory):
 
     with sandbox.settings(fic_propagation_seconds=0.0):
         issuer = oidc_server.issuer(trailing_slash=True)
-        directory = tmp_path_factory.mktemp("pod-keys")
-        (directory / "sa.key").write_bytes(issuer.key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()))
-        os.chmod(directory / "sa.key", 0o600)
-        (directory / "sa.pub").write_bytes(issuer.key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
-        keys = {"signing": str(directory / "sa.key"), "public": str(directory / "sa.pub"), "kid": issuer.kid}
+        keys = issuer_keys(issuer, tmp_path_factory.mktemp("pod-keys"))
         runner = Runner(tmp_path_factory.mktemp("pod"), keys, real_kind)
         name = runner.name()
         created = runner.play(runner.variables(name, issuer.url))

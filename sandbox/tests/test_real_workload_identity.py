@@ -13,12 +13,11 @@ import time
 import uuid
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 
 from sandbox import podnet
 
 from .conftest import REPO
-from .realkind import Runner
+from .realkind import Runner, issuer_keys
 from .test_real_pod import PROOF_IMAGE
 from .test_real_webhook import _chart, _helm
 
@@ -106,15 +105,8 @@ def _play(tmp_path, sandbox, variables: dict) -> dict:
 def test_the_roles_on_real_kind_give_the_pod_azure_access_and_a_rerun_changes_nothing(
         tmp_path, sandbox, oidc_server, real_kind, tmp_path_factory):
     issuer = oidc_server.issuer()
-    keys = tmp_path_factory.mktemp("rwi-keys")
-    (keys / "sa.key").write_bytes(issuer.key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()))
-    os.chmod(keys / "sa.key", 0o600)
-    (keys / "sa.pub").write_bytes(issuer.key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
     (tmp_path / "cluster").mkdir()
-    runner = Runner(tmp_path / "cluster", {"signing": str(keys / "sa.key"), "public": str(keys / "sa.pub"),
-                                           "kid": issuer.kid}, real_kind)
+    runner = Runner(tmp_path / "cluster", issuer_keys(issuer, tmp_path_factory.mktemp("rwi-keys")), real_kind)
     name = runner.name()
     try:
         created = runner.play(runner.variables(name, issuer.url))
